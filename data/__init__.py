@@ -1,0 +1,342 @@
+"""FER2013 CSV loading.
+
+    ds = data.load_csv("train.csv.gz")          # course layout: label,feature  (or id,feature)
+    ds = data.load_csv("fer2013.csv", usage="PublicTest")   # Kaggle layout: emotion,pixels,Usage
+    ds.images  # uint8 (N, 48, 48, 1);  ds.labels  # int64 (N,) or None;  ds.ids  # (N,) or None
+
+Parsing is vectorized with numpy over the whole file (see benchmarks/load_csv.py); a file that
+the fast path cannot read cleanly is read again row by row, which names the first bad row.
+`iter_csv` reads a file in chunks of rows, for inputs too large to hold at once.
+"""
+import dataclasses
+import gzip
+import hashlib
+import os
+import zipfile
+import zlib
+
+import numpy as np
+import pandas as pd
+
+from fer.atomic import atomic_path
+from fer.errors import FERError
+
+CLASS_NAMES = ("Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral")
+NUM_CLASSES = len(CLASS_NAMES)
+IMAGE_SIZE = 48
+NUM_PIXELS = IMAGE_SIZE * IMAGE_SIZE
+USAGES = ("Training", "PublicTest", "PrivateTest")
+
+# Accepted headers: (label column or None, id column or None, pixel column, usage column or None)
+_LAYOUTS = {
+    ("label", "feature"): ("label", None, "feature", None),
+    ("id", "feature"): (None, "id", "feature", None),
+    ("emotion", "pixels", "Usage"): ("emotion", None, "pixels", "Usage"),
+    ("emotion", "pixels"): ("emotion", None, "pixels", None),
+    ("pixels",): (None, None, "pixels", None),
+    ("feature",): (None, None, "feature", None),
+}
+
+
+@dataclasses.dataclass
+class Dataset:
+    images: np.ndarray  # uint8 (N, 48, 48, 1)
+    labels: np.ndarray | None  # int64 (N,) in 0..6, or None for an unlabelled file
+    ids: np.ndarray | None  # int64 (N,) from an id column, or None
+    path: str = ""
+
+    def __len__(self):
+        return len(self.images)
+
+    def output_ids(self, offset=0):
+        """Ids for a submission file: the file's own, or row numbers counted from `offset`."""
+        return self.ids if self.ids is not None else np.arange(offset, offset + len(self), dtype=np.int64)
+
+
+def load_csv(path, usage=None, cache=True):
+    """Read a whole FER2013 CSV (plain or .gz). Raises FERError naming file, line and problem.
+
+    With `cache`, the parsed arrays are kept as .npy files under $FER_CACHE_DIR (default
+    ~/.cache/fer2013-toolkit), keyed on the file's absolute path, size and mtime, so the next
+    load of an unchanged file takes a fraction of a second."""
+    path = os.fspath(path)
+    _check_file(path)
+    key = _cache_key(path, usage) if cache else None
+    if key and (hit := _cache_get(key, path)) is not None:
+        return hit
+    ds = None
+    if usage is None:
+        ds = _parse_fast(_read_bytes(path), path)
+    if ds is None:
+        chunks = list(iter_csv(path, usage=usage))
+        if not chunks:
+            raise FERError(f"{path}: no rows" + (f" with Usage {usage}" if usage else ""))
+        ds = concat(chunks)
+    if key:
+        _cache_put(key, ds)
+    return ds
+
+
+def iter_csv(path, chunk_rows=None, usage=None):
+    """Yield Datasets of at most `chunk_rows` rows each (all rows at once when None)."""
+    path = os.fspath(path)
+    _check_file(path)
+    if usage is not None and usage not in USAGES:
+        raise FERError(f"unknown Usage {usage!r}: choose one of {', '.join(USAGES)}")
+    try:
+        reader = pd.read_csv(path, dtype=str, keep_default_na=False, chunksize=chunk_rows or 10**9,
+                             skipinitialspace=True)
+        first_line = 2  # line 1 is the header
+        layout = None
+        for frame in reader:
+            if layout is None:
+                layout = _layout_of(frame.columns, path)
+                if usage is not None and layout[3] is None:
+                    raise FERError(f"{path}: --usage needs a Usage column, the header is {','.join(frame.columns)}")
+            chunk = _parse_frame(frame, layout, path, first_line, usage)
+            first_line += len(frame)
+            if len(chunk):
+                yield chunk
+        if layout is None:
+            raise FERError(f"{path}: empty file")
+    except pd.errors.EmptyDataError:
+        raise FERError(f"{path}: empty file") from None
+    except pd.errors.ParserError as e:
+        raise FERError(f"{path}: not a readable CSV ({_first_line(e)})") from None
+    except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as e:
+        raise FERError(f"{path}: truncated or corrupt file ({_first_line(e)})") from None
+    except UnicodeDecodeError:
+        raise FERError(f"{path}: not a text CSV file") from None
+
+
+def concat(chunks):
+    def cat(field):
+        parts = [getattr(c, field) for c in chunks]
+        return None if parts[0] is None else np.concatenate(parts)
+
+    return Dataset(cat("images"), cat("labels"), cat("ids"), chunks[0].path)
+
+
+def stratified_split(labels, fraction, seed=0):
+    """Indices (train, val) with `fraction` of each class in val (scikit-learn)."""
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(labels))
+    return train_test_split(idx, test_size=fraction, stratify=labels, random_state=seed)
+
+
+def subset(ds, idx):
+    pick = lambda a: None if a is None else a[idx]  # noqa: E731
+    return Dataset(ds.images[idx], pick(ds.labels), pick(ds.ids), ds.path)
+
+
+# ---------------------------------------------------------------- cache
+
+
+def cache_dir():
+    return os.environ.get("FER_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "fer2013-toolkit")
+
+
+def _cache_key(path, usage):
+    st = os.stat(path)
+    text = f"{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}|{usage}|v1"
+    return os.path.join(cache_dir(), hashlib.sha1(text.encode()).hexdigest()[:20] + ".npz")
+
+
+def _cache_get(key, path):
+    try:
+        with np.load(key, allow_pickle=False) as z:
+            get = lambda k: z[k] if k in z.files else None  # noqa: E731
+            return Dataset(z["images"], get("labels"), get("ids"), path)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        return None  # no entry, or a damaged one: parse the file again
+
+
+def _cache_put(key, ds):
+    arrays = {k: v for k, v in (("images", ds.images), ("labels", ds.labels), ("ids", ds.ids)) if v is not None}
+    try:
+        with atomic_path(key) as tmp:
+            np.savez(tmp, **arrays)
+    except OSError:
+        pass  # a read-only or full disk only costs speed
+
+
+# ---------------------------------------------------------------- reading
+
+
+def _check_file(path):
+    if not os.path.exists(path):
+        raise FERError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise FERError(f"{path}: is a folder, expected a CSV file")
+
+
+def _read_bytes(path):
+    _check_file(path)
+    try:
+        if _is_gzip(path):
+            with gzip.open(path, "rb") as f:
+                return f.read()
+        with open(path, "rb") as f:
+            return f.read()
+    except (EOFError, gzip.BadGzipFile, zlib.error) as e:
+        raise FERError(f"{path}: truncated or corrupt gzip file ({_first_line(e)})") from None
+
+
+def _is_gzip(path):
+    with open(path, "rb") as f:
+        return f.read(2) == b"\x1f\x8b"
+
+
+def _first_line(e):
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+
+
+def _layout_of(columns, path):
+    cols = tuple(str(c).strip() for c in columns)
+    if cols not in _LAYOUTS:
+        known = "; ".join(",".join(k) for k in _LAYOUTS)
+        raise FERError(f"{path}, line 1: unknown header {','.join(cols)!r} (expected one of: {known})")
+    return _LAYOUTS[cols]
+
+
+# ---------------------------------------------------------------- fast path
+
+
+def _parse_fast(raw, path):
+    """Whole-file numpy parse of a two-column numeric layout; None when anything looks unusual
+    (the careful row-by-row path then reads the file and names the problem)."""
+    head_end = raw.find(b"\n")
+    try:
+        header = tuple(c.strip() for c in raw[:max(head_end, 0)].decode("ascii").strip().split(","))
+    except UnicodeDecodeError:
+        return None
+    if header not in (("label", "feature"), ("id", "feature")):
+        return None
+    values = _ints_per_line(raw, 1 + NUM_PIXELS, separators=b" ,\r", start=head_end + 1)
+    if values is None or len(values) == 0:
+        return None
+    first, pixels = values[:, 0], values[:, 1:]
+    if pixels.max() > 255:
+        return None
+    images = pixels.astype(np.uint8).reshape(-1, IMAGE_SIZE, IMAGE_SIZE, 1)
+    if header[0] == "label":
+        if first.max() >= NUM_CLASSES:
+            return None
+        return Dataset(images, first.astype(np.int64), None, path)
+    return Dataset(images, None, first.astype(np.int64), path)
+
+
+def _ints_per_line(buf, per_line, separators=b" ", start=0):
+    """Parse buf[start:] (lines of non-negative integers) into an int16 (lines, per_line) array.
+
+    Returns None unless every line holds exactly `per_line` integers of at most 3 digits.
+    Works on numpy views of blocks of about 4 MB, copying nothing, so temporaries stay in
+    cache: several times faster than one pass over the whole file (benchmarks/load_csv.py)."""
+    end = len(buf)
+    while end > start and buf[end - 1] in b"\r\n \t":
+        end -= 1
+    if end == start:
+        return np.zeros((0, per_line), np.int16)
+    a = np.frombuffer(buf, np.uint8)
+    parts, pos = [], start
+    while pos < end:
+        stop = buf.find(b"\n", pos + (1 << 22), end)
+        stop = end if stop < 0 else stop
+        part = _ints_block(a[pos:stop], per_line, separators)
+        if part is None:
+            return None
+        parts.append(part)
+        pos = stop + 1
+    return np.concatenate(parts)
+
+
+def _ints_block(a, per_line, separators):
+    digit = a - np.uint8(48)  # wraps non-digits to >= 10
+    is_digit = digit < 10
+    is_newline = a == 10
+    allowed = is_digit | is_newline
+    for s in separators:
+        allowed |= a == s
+    if not allowed.all():
+        return None
+    # Digit runs: +1 where a run starts, -1 one past where it ends; they alternate.
+    padded = np.zeros(len(a) + 2, np.int8)
+    padded[1:-1] = is_digit
+    edges = np.flatnonzero(np.diff(padded))
+    starts, ends = edges[0::2], edges[1::2]
+    newlines = np.flatnonzero(is_newline)
+    n_lines = len(newlines) + 1
+    if len(starts) != n_lines * per_line:
+        return None
+    # Every line must hold exactly per_line numbers: count numbers that start before each newline.
+    if len(newlines) and not np.array_equal(np.searchsorted(starts, newlines),
+                                            np.arange(1, n_lines) * per_line):
+        return None
+    length = ends - starts
+    if length.max() > 3:
+        return None
+    values = digit[ends - 1].astype(np.int16)
+    values += np.where(length >= 2, digit[ends - 2], 0).astype(np.int16) * 10
+    values += np.where(length >= 3, digit[ends - 3], 0).astype(np.int16) * 100
+    return values.reshape(n_lines, per_line)
+
+
+# ---------------------------------------------------------------- careful path
+
+
+def _parse_frame(frame, layout, path, first_line, usage):
+    label_col, id_col, pixel_col, usage_col = layout
+    if usage is not None:
+        frame = frame[frame[usage_col].str.strip() == usage]
+    lines = frame.index.to_numpy() + 2  # file line numbers (header is line 1; no blank lines skipped)
+    n = len(frame)
+    features = frame[pixel_col].str.strip().tolist()
+    values = _ints_per_line("\n".join(features).encode("ascii", "replace"), NUM_PIXELS) if n else None
+    if values is None and n:
+        values = _parse_pixels_slowly(features, lines, path)  # raises on the first bad row
+    if n and values.max() > 255:
+        row = int(np.argmax(values.max(axis=1) > 255))
+        raise FERError(f"{path}, line {lines[row]}: pixel value {values[row].max()} outside 0..255")
+    images = (values if n else np.zeros((0, NUM_PIXELS))).astype(np.uint8).reshape(-1, IMAGE_SIZE, IMAGE_SIZE, 1)
+    labels = _int_column(frame, label_col, lines, path, "label", 0, NUM_CLASSES - 1) if label_col else None
+    ids = _int_column(frame, id_col, lines, path, "id", None, None) if id_col else None
+    return Dataset(images, labels, ids, path)
+
+
+def _int_column(frame, col, lines, path, what, lo, hi):
+    vals = frame[col].str.strip()
+    out = pd.to_numeric(vals, errors="coerce")
+    bad = out.isna().to_numpy() | (out.to_numpy() != np.floor(out.to_numpy()))
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise FERError(f"{path}, line {lines[row]}: {what} {vals.iloc[row]!r} is not an integer")
+    out = out.to_numpy().astype(np.int64)
+    if lo is not None:
+        bad = (out < lo) | (out > hi)
+        if bad.any():
+            row = int(np.argmax(bad))
+            raise FERError(f"{path}, line {lines[row]}: {what} {out[row]} outside {lo}..{hi}")
+    return out
+
+
+def _parse_pixels_slowly(features, lines, path):
+    """Row by row, for what the fast parse rejects: names the first bad row, or parses rows
+    that are merely spaced oddly (tabs, double spaces)."""
+    rows = []
+    for feature, line in zip(features, lines):
+        tokens = feature.split()
+        if len(tokens) != NUM_PIXELS:
+            raise FERError(f"{path}, line {line}: {len(tokens)} pixels, expected {NUM_PIXELS} (48x48)")
+        for i, tok in enumerate(tokens):
+            if not (tok.isascii() and tok.isdigit()):
+                try:
+                    float(tok)
+                    problem = "is not an integer"
+                except ValueError:
+                    problem = "is not a number"
+                raise FERError(f"{path}, line {line}: pixel {i + 1} {tok!r} {problem}")
+            if int(tok) > 255:
+                raise FERError(f"{path}, line {line}: pixel {i + 1} value {int(tok)} outside 0..255")
+        rows.append(np.array(tokens, dtype=np.int32))
+    return np.stack(rows)

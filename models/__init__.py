@@ -1,0 +1,78 @@
+"""Model registry: every network is built by name.
+
+    model = models.build_model("cnn3")                 # uncompiled Keras 3 functional model
+    model = models.build_model("cnn3", batchnorm=False)
+    models.available()                                 # ['cnn1', 'cnn2', 'cnn3', 'dnn', ...]
+
+Every model takes uint8-valued images (N, 48, 48, 1) and scales them itself, so a saved run
+carries its own preprocessing. Data augmentation layers sit between the input and the scaling;
+they act only in training (`model(x, training=True)` / `fit`) and hold no weights, so they do
+not change parameter counts or saved weights. The last two layers are always `logits`
+(Dense 7) and `probs` (softmax, float32 even under mixed precision), so explanation methods can
+take class scores before the softmax.
+"""
+import inspect
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter off stderr
+
+import keras  # noqa: E402
+
+from fer.errors import FERError  # noqa: E402
+
+from .augment import augmentation  # noqa: E402
+
+INPUT_SHAPE = (48, 48, 1)
+NUM_CLASSES = 7
+_REGISTRY = {}
+
+
+def register(name):
+    """Decorator: `fn(x, **options) -> logits tensor` becomes buildable as `build_model(name)`."""
+
+    def wrap(fn):
+        _REGISTRY[name] = fn
+        return fn
+
+    return wrap
+
+
+def available():
+    return sorted(_REGISTRY)
+
+
+def options_of(name):
+    """The options a model accepts, with their defaults."""
+    fn = _get(name)
+    return {p.name: p.default for p in list(inspect.signature(fn).parameters.values())[1:]}
+
+
+def build_model(name, augment=None, **options):
+    """Build `name` as an uncompiled functional model (input 48x48x1 uint8 values, 7 softmax outputs).
+
+    augment: None for no augmentation layers, True for the model's default recipe, or a dict of
+    `models.augment.augmentation` arguments. Options unknown to the model raise FERError."""
+    fn = _get(name)
+    known = options_of(name)
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise FERError(f"model {name} has no option {', '.join(unknown)} (it takes: {', '.join(known) or 'none'})")
+    inputs = keras.Input(INPUT_SHAPE, name="image")
+    x = inputs
+    if augment:
+        x = augmentation(**(augment if isinstance(augment, dict) else {}))(x)
+    x = keras.layers.Rescaling(1.0 / 255, name="scale")(x)
+    logits = keras.layers.Dense(NUM_CLASSES, name="logits")(fn(x, **options))
+    probs = keras.layers.Activation("softmax", dtype="float32", name="probs")(logits)
+    return keras.Model(inputs, probs, name=name)
+
+
+def _get(name):
+    if name not in _REGISTRY:
+        raise FERError(f"unknown model {name!r}: choose one of {', '.join(available())}")
+    return _REGISTRY[name]
+
+
+# Registering modules: imported for their side effect on _REGISTRY.
+from . import compact, report  # noqa: E402,F401
+from .runs import load_run  # noqa: E402,F401

@@ -1,0 +1,115 @@
+"""Data augmentation as Keras 3 layers that run inside the compiled training step.
+
+The report used Keras 2's ImageDataGenerator (rotation, shifts, zoom, horizontal flip). Keras 3
+dropped it; its separate preprocessing layers resample the image once per transform. Here
+rotation, shift, zoom and flip are composed into one affine matrix per image and applied with a
+single `keras.ops.image.affine_transform`, one resampling instead of four (benchmarks/augment.py).
+Written with keras.ops and keras.random only, so it runs under TensorFlow, JAX and PyTorch.
+Both layers are the identity outside training.
+"""
+import math
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="fer")
+class RandomAffine(keras.layers.Layer):
+    """Random rotation (degrees), shift (fraction of size), zoom (fraction) and horizontal flip,
+    fused into one resampling. `fill_mode` as ImageDataGenerator's default: 'nearest'."""
+
+    def __init__(self, rotation=15.0, shift=0.1, zoom=0.1, flip=True, fill_mode="nearest", seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.rotation, self.shift, self.zoom, self.flip = float(rotation), float(shift), float(zoom), bool(flip)
+        self.fill_mode = fill_mode
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training=None):
+        if not training:
+            return images
+        images = ops.cast(images, "float32")
+        shape = ops.shape(images)
+        batch, height, width = shape[0], shape[1], shape[2]
+        transform = self.random_transform(batch, height, width)
+        return ops.image.affine_transform(images, transform, interpolation="bilinear", fill_mode=self.fill_mode)
+
+    def random_transform(self, batch, height, width):
+        """Per-image [a0, a1, a2, b0, b1, b2, 0, 0]: output pixel (x, y) samples input pixel
+        (a0 x + a1 y + a2, b0 x + b1 y + b2)."""
+        uniform = lambda lo, hi: keras.random.uniform((batch,), lo, hi, seed=self.seed_generator)  # noqa: E731
+        angle = uniform(-1.0, 1.0) * (self.rotation * math.pi / 180.0)
+        scale = 1.0 / uniform(1.0 - self.zoom, 1.0 + self.zoom)  # output->input: inverse zoom
+        w = ops.cast(width, "float32")
+        h = ops.cast(height, "float32")
+        tx = uniform(-self.shift, self.shift) * w
+        ty = uniform(-self.shift, self.shift) * h
+        if self.flip:
+            sign = ops.where(uniform(0.0, 1.0) < 0.5, -1.0, 1.0)
+        else:
+            sign = ops.ones((batch,))
+        cos, sin = ops.cos(angle) * scale, ops.sin(angle) * scale
+        # M = scale * R(angle) * diag(sign, 1), about the image centre, then shifted.
+        a0, a1 = cos * sign, -sin
+        b0, b1 = sin * sign, cos
+        cx, cy = (w - 1.0) / 2.0, (h - 1.0) / 2.0
+        a2 = cx - a0 * cx - a1 * cy - tx
+        b2 = cy - b0 * cx - b1 * cy - ty
+        zeros = ops.zeros_like(a0)
+        return ops.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "rotation": self.rotation, "shift": self.shift, "zoom": self.zoom,
+                "flip": self.flip, "fill_mode": self.fill_mode, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="fer")
+class RandomErasing(keras.layers.Layer):
+    """Random erasing (Zhong et al. 2017): with probability `rate`, one rectangle of `area`
+    (fraction of the image) and aspect ratio in [1/3, 3] is filled with uniform noise."""
+
+    def __init__(self, rate=0.5, area=(0.02, 0.25), value_range=255.0, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.rate, self.area, self.value_range, self.seed = float(rate), tuple(area), float(value_range), seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training=None):
+        if not training or self.rate <= 0:
+            return images
+        shape = ops.shape(images)
+        batch, height, width = shape[0], shape[1], shape[2]
+        uniform = lambda lo, hi: keras.random.uniform((batch, 1, 1, 1), lo, hi, seed=self.seed_generator)  # noqa: E731
+        area = uniform(*self.area)
+        log_aspect = uniform(math.log(1 / 3), math.log(3))
+        aspect = ops.exp(log_aspect)
+        h = ops.minimum(ops.sqrt(area * aspect), 1.0)
+        w = ops.minimum(ops.sqrt(area / aspect), 1.0)
+        y0 = uniform(0.0, 1.0) * (1.0 - h)
+        x0 = uniform(0.0, 1.0) * (1.0 - w)
+        ys = (ops.cast(ops.arange(height), "float32") + 0.5) / ops.cast(height, "float32")
+        xs = (ops.cast(ops.arange(width), "float32") + 0.5) / ops.cast(width, "float32")
+        ys = ops.reshape(ys, (1, -1, 1, 1))
+        xs = ops.reshape(xs, (1, 1, -1, 1))
+        inside = (ys >= y0) & (ys < y0 + h) & (xs >= x0) & (xs < x0 + w) & (uniform(0.0, 1.0) < self.rate)
+        noise = keras.random.uniform(ops.shape(images), 0.0, self.value_range, seed=self.seed_generator)
+        return ops.where(inside, ops.cast(noise, images.dtype), images)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "area": self.area, "value_range": self.value_range,
+                "seed": self.seed}
+
+
+def augmentation(rotation=15.0, shift=0.1, zoom=0.1, flip=True, erasing=0.0, seed=None):
+    """The training-time augmentation block: one fused affine resampling, then optional erasing.
+
+    Defaults follow the report's ImageDataGenerator setup (rotation, shifts, zoom, flip)."""
+    steps = [RandomAffine(rotation, shift, zoom, flip, seed=seed, name="augment_affine")]
+    if erasing > 0:
+        steps.append(RandomErasing(erasing, seed=None if seed is None else seed + 1, name="augment_erase"))
+    return keras.Sequential(steps, name="augment")

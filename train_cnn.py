@@ -1,0 +1,29 @@
+#!/usr/bin/env python
+"""Train a CNN on FER2013 and save a run folder (best weights, run.json, history.csv).
+
+    python train_cnn.py train.csv.gz                         # cnn3, the report's best network
+    python train_cnn.py train.csv.gz --model cnn1 --epochs 20 --val public_test.csv.gz
+    python train_cnn.py train.csv.gz --model cnn3 --no-batchnorm      # the report's BN experiment
+    python train_cnn.py train.csv.gz --out runs/x --resume            # continue an interrupted run
+"""
+import sys
+
+from fer import train
+
+
+def main(argv=None):
+    return train.main(argv, prog="train_cnn.py", default_model="cnn3", description=__doc__.split("\n\n")[0],
+                      extra_args=_extra, options_from_args=_options)
+
+
+def _extra(parser):
+    parser.add_argument("--no-batchnorm", dest="batchnorm", action="store_false",
+                        help="build the network without its BatchNormalization layers (report models)")
+
+
+def _options(args):
+    return {} if args.batchnorm else {"batchnorm": False}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
