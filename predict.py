@@ -50,7 +50,7 @@ def predict(args):
     loaded = load_runs(args.weights)
     nets = [m for m, _ in loaded]
     names = ", ".join(f"{info['model']} ({info['run_dir']})" for _, info in loaded)
-    print(f"model: {names}" + (" with TTA" if args.tta else ""), file=sys.stderr)
+    print(f"model: {names}" + (" with TTA" if args.tta else ""), flush=True)
     correct = labelled = rows = 0
     with atomic_open(args.out_csv, "w", newline="") as out:
         out.write("id,label" + "".join(f",{c}" for c in data.CLASS_NAMES) * args.probs + "\n")

@@ -297,7 +297,8 @@ def _parse_frame(frame, layout, path, first_line, usage):
         values = _parse_pixels_slowly(features, lines, path)  # raises on the first bad row
     if n and values.max() > 255:
         row = int(np.argmax(values.max(axis=1) > 255))
-        raise FERError(f"{path}, line {lines[row]}: pixel value {values[row].max()} outside 0..255")
+        col = int(np.argmax(values[row] > 255))
+        raise FERError(f"{path}, line {lines[row]}: pixel {col + 1} value {values[row, col]} outside 0..255")
     images = (values if n else np.zeros((0, NUM_PIXELS))).astype(np.uint8).reshape(-1, IMAGE_SIZE, IMAGE_SIZE, 1)
     labels = _int_column(frame, label_col, lines, path, "label", 0, NUM_CLASSES - 1) if label_col else None
     ids = _int_column(frame, id_col, lines, path, "id", None, None) if id_col else None

@@ -1,13 +1,17 @@
 """A learnable synthetic stand-in for FER2013, for tests and smoke runs (no real faces).
 
-Each class brightens its own patch of a noisy 48x48 "face", so a small CNN learns it in a few
+Each class brightens its own region of a noisy 48x48 "face", so a small CNN learns it in a few
 steps, and the class is decided by a known region (which the explanation tests rely on).
 """
 import numpy as np
 
-# (row, col) of each class's 12x12 patch: seven distinct places on the image.
-PATCHES = [(4, 4), (4, 32), (18, 18), (32, 4), (32, 32), (4, 18), (32, 18)]
+# Each class lights 12x12 patches in one band of rows: either the centre (cols 18-29) or both
+# sides (cols 2-13 and 34-45). Every pattern is its own mirror image, so horizontal flips
+# (augmentation, test-time augmentation) keep the class.
 PATCH = 12
+_BANDS = [0, 12, 24, 36]
+_CENTRE, _SIDES = [18], [2, 34]
+PATTERNS = [(band, cols) for band in _BANDS for cols in (_CENTRE, _SIDES)][:7]
 
 
 def make_faces(n, seed=0, noise=40):
@@ -15,18 +19,18 @@ def make_faces(n, seed=0, noise=40):
     rng = np.random.default_rng(seed)
     labels = np.arange(n) % 7
     rng.shuffle(labels)
-    images = rng.normal(100, noise, size=(n, 48, 48)).clip(0, 255)
+    images = rng.normal(100, noise, size=(n, 48, 48))
     for i, c in enumerate(labels):
-        r, q = PATCHES[c]
-        images[i, r:r + PATCH, q:q + PATCH] += 120
+        images[i][patch_mask(c)] += 120
     return images.clip(0, 255).astype(np.uint8)[..., None], labels
 
 
 def patch_mask(label):
     """Boolean (48,48) mask of the region that decides `label`."""
     m = np.zeros((48, 48), bool)
-    r, q = PATCHES[label]
-    m[r:r + PATCH, q:q + PATCH] = True
+    band, cols = PATTERNS[label]
+    for q in cols:
+        m[band:band + PATCH, q:q + PATCH] = True
     return m
 
 

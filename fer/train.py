@@ -179,7 +179,9 @@ def train(args, options):
                   validation_data=(val_ds.images, y_val), callbacks=callbacks, verbose=verbose, shuffle=True)
     except KeyboardInterrupt:
         keeper.finish("interrupted")
-        raise FERError(f"interrupted; continue with: python {prog_name()} {args.train_csv} --out {run_dir} --resume") from None
+        print(f"\ninterrupted after epoch {info.get('epochs_done', 0)}; continue with: "
+              f"python {prog_name()} {args.train_csv} --out {run_dir} --resume", file=sys.stderr)
+        return 130
     keeper.finish("done")
     best = info.get("val_accuracy")
     if best is None:
@@ -206,6 +208,8 @@ def _distribution(args):
     """(context manager for building the model, global batch size)."""
     import contextlib
 
+    import keras
+
     if not args.distribute:
         return contextlib.nullcontext(), args.batch_size
     backend = keras.backend.backend()
@@ -214,10 +218,7 @@ def _distribution(args):
         keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
         n = len(devices)
     elif backend == "tensorflow":
-        import tensorflow as tf
-
-        strategy = (tf.distribute.MultiWorkerMirroredStrategy() if os.environ.get("TF_CONFIG")
-                    else tf.distribute.MirroredStrategy())
+        strategy = _tf_strategy()
         n = strategy.num_replicas_in_sync
         print(f"distribute: {type(strategy).__name__} over {n} replicas; global batch {args.batch_size * n}", flush=True)
         return strategy.scope(), args.batch_size * n
@@ -225,6 +226,23 @@ def _distribution(args):
         raise FERError(f"--distribute needs the jax or tensorflow backend (KERAS_BACKEND is {backend})")
     print(f"distribute: DataParallel over {n} devices; global batch {args.batch_size * n}", flush=True)
     return contextlib.nullcontext(), args.batch_size * n
+
+
+# ---------------------------------------------------------------- distribution helper
+
+
+def _tf_strategy():
+    """MultiWorkerMirroredStrategy when TF_CONFIG names a cluster; else MirroredStrategy over the
+    local GPUs, or, on a machine without GPUs, over its logical CPU devices (MirroredStrategy's
+    own default would take CPU:0 alone, even when tf.config split the CPU into several)."""
+    import tensorflow as tf
+
+    if os.environ.get("TF_CONFIG"):
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if tf.config.list_logical_devices("GPU"):
+        return tf.distribute.MirroredStrategy()
+    cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
+    return tf.distribute.MirroredStrategy(devices=cpus)
 
 
 def _prepare_run_dir(args, options):

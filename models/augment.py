@@ -3,9 +3,11 @@
 The report used Keras 2's ImageDataGenerator (rotation, shifts, zoom, horizontal flip). Keras 3
 dropped it; its separate preprocessing layers resample the image once per transform. Here
 rotation, shift, zoom and flip are composed into one affine matrix per image and applied with a
-single `keras.ops.image.affine_transform`, one resampling instead of four (benchmarks/augment.py).
-Written with keras.ops and keras.random only, so it runs under TensorFlow, JAX and PyTorch.
-Both layers are the identity outside training.
+single bilinear resampling instead of four (benchmarks/augment.py): TensorFlow's
+ImageProjectiveTransformV3 kernel (via `keras.ops.image.affine_transform`) where it is the fastest,
+and `affine_resample`, plain keras.ops gathers, inside XLA-compiled steps and on JAX and PyTorch.
+Written with keras.ops and keras.random (plus one guarded TensorFlow check for XLA), so it runs
+under TensorFlow, JAX and PyTorch. Both layers are the identity outside training.
 """
 import math
 
@@ -32,6 +34,8 @@ class RandomAffine(keras.layers.Layer):
         shape = ops.shape(images)
         batch, height, width = shape[0], shape[1], shape[2]
         transform = self.random_transform(batch, height, width)
+        if self.fill_mode == "nearest" and not _tf_outside_xla():
+            return affine_resample(images, transform)
         return ops.image.affine_transform(images, transform, interpolation="bilinear", fill_mode=self.fill_mode)
 
     def random_transform(self, batch, height, width):
@@ -64,6 +68,54 @@ class RandomAffine(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "rotation": self.rotation, "shift": self.shift, "zoom": self.zoom,
                 "flip": self.flip, "fill_mode": self.fill_mode, "seed": self.seed}
+
+
+def affine_resample(images, transform):
+    """Bilinear resampling of float images (B, H, W, C) by per-image `transform` rows
+    [a0, a1, a2, b0, b1, b2, 0, 0], with fill mode 'nearest' (coordinates clamped to the image),
+    as `keras.ops.image.affine_transform(..., "bilinear", "nearest")` computes it on TensorFlow.
+
+    Plain keras.ops gathers, so XLA compiles it (TensorFlow's ImageProjectiveTransformV3 kernel,
+    behind ops.image.affine_transform, has no XLA lowering: jit_compile=True, and
+    jit_compile="auto" on a GPU, fail on it). Outside XLA on TensorFlow that kernel is the faster
+    one, and RandomAffine uses it there (benchmarks/augment.py)."""
+    shape = ops.shape(images)
+    batch, height, width, channels = shape[0], shape[1], shape[2], shape[3]
+    ys = ops.cast(ops.arange(height), "float32")[None, :, None]
+    xs = ops.cast(ops.arange(width), "float32")[None, None, :]
+    a0, a1, a2, b0, b1, b2 = (transform[:, i][:, None, None] for i in range(6))
+    sx = ops.clip(a0 * xs + (a1 * ys + a2), 0.0, ops.cast(width - 1, "float32"))
+    sy = ops.clip(b0 * xs + (b1 * ys + b2), 0.0, ops.cast(height - 1, "float32"))
+    x0, y0 = ops.floor(sx), ops.floor(sy)
+    wx, wy = ops.expand_dims(sx - x0, -1), ops.expand_dims(sy - y0, -1)
+    x0, y0 = ops.cast(x0, "int32"), ops.cast(y0, "int32")
+    x1, y1 = ops.minimum(x0 + 1, width - 1), ops.minimum(y0 + 1, height - 1)
+    base = ops.reshape(ops.arange(batch, dtype="int32") * (height * width), (-1, 1, 1))
+    flat = ops.reshape(images, (-1, channels))
+
+    def pick(y, x):
+        return ops.take(flat, base + y * width + x, axis=0)
+
+    top = pick(y0, x0) * (1.0 - wx) + pick(y0, x1) * wx
+    bottom = pick(y1, x0) * (1.0 - wx) + pick(y1, x1) * wx
+    return top * (1.0 - wy) + bottom * wy
+
+
+def _tf_outside_xla():
+    """True when running on TensorFlow and not inside an XLA-compiled function (where
+    ImageProjectiveTransformV3 works and is the fastest resampler). False on the other backends:
+    they use affine_resample, so every backend computes the same augmentation."""
+    if keras.backend.backend() != "tensorflow":
+        return False
+    try:
+        import tensorflow as tf
+        from tensorflow.python.ops import control_flow_util
+    except ImportError:
+        return False
+    try:
+        return not control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
+    except Exception:  # a TensorFlow without this internal helper: the gather path is always safe
+        return False
 
 
 @keras.saving.register_keras_serializable(package="fer")

@@ -1,0 +1,54 @@
+"""Shared fixtures: synthetic learnable data written as CSV, an isolated parse cache, and one
+tiny trained run reused by every test that needs a model."""
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from data import synthetic  # noqa: E402
+
+REAL_DATA = os.path.join(ROOT, "..", "shared", "data", "fer2013")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path, monkeypatch):
+    # Parsed-CSV cache and the default runs/ folder stay inside each test's tmp dir.
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="session")
+def synthetic_csvs(tmp_path_factory):
+    """Paths of a learnable 7-class train/val/test set: {'train', 'val', 'test', 'test_labels'}."""
+    d = tmp_path_factory.mktemp("synthetic")
+    x_train, y_train = synthetic.make_faces(700, seed=1)
+    x_val, y_val = synthetic.make_faces(210, seed=2)
+    return {
+        "train": synthetic.write_csv(d / "train.csv", x_train, y_train),
+        "val": synthetic.write_csv(d / "val.csv", x_val, y_val),
+        "test": synthetic.write_csv(d / "test.csv", x_val, ids=1000 + __import__("numpy").arange(len(x_val))),
+        "test_labels": y_val,
+    }
+
+
+@pytest.fixture(scope="session")
+def trained_run(synthetic_csvs, tmp_path_factory):
+    """A tiny fernet trained on the synthetic set through train_cnn.main: its run folder."""
+    import train_cnn
+
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    rc = train_cnn.main([str(synthetic_csvs["train"]), "--model", "fernet", "--option", "width=8",
+                         "--epochs", "6", "--batch-size", "32", "--lr", "3e-3", "--no-augment",
+                         "--val", str(synthetic_csvs["val"]), "--out", str(out), "--quiet"])
+    assert rc == 0
+    return out
+
+
+def real_data(name):
+    path = os.path.join(REAL_DATA, name)
+    if not os.path.exists(path):
+        pytest.skip(f"real FER2013 not available at {REAL_DATA}")
+    return path

@@ -1,0 +1,165 @@
+"""End to end through the scripts' main(): train on a learnable synthetic set, predict, resume,
+and the one-line errors with no output file left behind."""
+import csv
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import predict
+import train_cnn
+import train_dnn
+from data import synthetic
+
+
+def read_submission(path):
+    frame = pd.read_csv(path)
+    assert list(frame.columns) == ["id", "label"]
+    return frame
+
+
+def test_training_writes_a_complete_run_folder(trained_run):
+    files = set(os.listdir(trained_run))
+    assert {"run.json", "best.weights.h5", "history.csv"} <= files
+    assert "backup" not in files  # BackupAndRestore state is dropped once a run finishes
+    assert not [f for f in files if f.startswith(".tmp-")]
+    info = json.load(open(trained_run / "run.json"))
+    assert info["model"] == "fernet" and info["options"] == {"width": 8}
+    assert info["class_names"] == ["Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral"]
+    assert info["status"] == "done" and info["epochs_done"] == 6
+    history = list(csv.DictReader(open(trained_run / "history.csv")))
+    assert [int(r["epoch"]) for r in history] == [1, 2, 3, 4, 5, 6]
+    assert info["val_accuracy"] == pytest.approx(max(float(r["val_accuracy"]) for r in history))
+    assert {"loss", "accuracy", "val_loss", "val_accuracy", "lr"} <= set(history[0])
+
+
+def test_predict_scores_well_above_chance_and_keeps_ids_and_order(trained_run, synthetic_csvs, tmp_path, capsys):
+    out = tmp_path / "out.csv"
+    assert predict.main([str(synthetic_csvs["test"]), str(out), "--weights", str(trained_run)]) == 0
+    sub = read_submission(out)
+    np.testing.assert_array_equal(sub["id"], 1000 + np.arange(210))
+    accuracy = np.mean(sub["label"].to_numpy() == synthetic_csvs["test_labels"])
+    assert accuracy > 0.9
+
+
+def test_predict_on_a_labelled_file_prints_accuracy_and_numbers_rows(trained_run, synthetic_csvs, tmp_path, capsys):
+    out = tmp_path / "out.csv"
+    assert predict.main([str(synthetic_csvs["val"]), str(out), "--weights", str(trained_run / "best.weights.h5"),
+                         "--chunk-rows", "50", "--tta"]) == 0
+    printed = capsys.readouterr().out
+    accuracy = float(printed.split("accuracy ")[1].split()[0])
+    assert accuracy > 0.9
+    np.testing.assert_array_equal(read_submission(out)["id"], np.arange(210))
+
+
+def test_ensemble_of_two_weights_arguments(trained_run, synthetic_csvs, tmp_path, capsys):
+    out = tmp_path / "out.csv"
+    assert predict.main([str(synthetic_csvs["val"]), str(out), "--weights", str(trained_run),
+                         "--weights", str(trained_run), "--probs"]) == 0
+    frame = pd.read_csv(out)
+    assert list(frame.columns)[:2] == ["id", "label"] and len(frame.columns) == 9
+    np.testing.assert_allclose(frame.iloc[:, 2:].sum(axis=1), 1, atol=1e-3)
+
+
+def test_predict_uses_the_newest_run_under_runs(trained_run, synthetic_csvs, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(trained_run, tmp_path / "runs" / "copy")
+    assert predict.main([str(synthetic_csvs["test"]), "out.csv"]) == 0
+    assert "runs/copy" in capsys.readouterr().out
+    assert len(read_submission("out.csv")) == 210
+
+
+def test_resume_continues_an_interrupted_run(synthetic_csvs, tmp_path, monkeypatch, capsys):
+    from fer import callbacks
+
+    out = tmp_path / "run"
+    args = [str(synthetic_csvs["train"]), "--model", "fernet", "--option", "width=4", "--epochs", "4",
+            "--batch-size", "64", "--out", str(out), "--quiet", "--val-split", "0.2"]
+    original = callbacks.RunKeeper.on_epoch_end
+
+    def interrupt_after_second_epoch(self, epoch, logs=None):
+        original(self, epoch, logs)
+        if epoch == 1:
+            raise KeyboardInterrupt  # what Ctrl-C does mid-run
+
+    monkeypatch.setattr(callbacks.RunKeeper, "on_epoch_end", interrupt_after_second_epoch)
+    assert train_cnn.main(args) == 130
+    assert "--resume" in capsys.readouterr().err
+    info = json.load(open(out / "run.json"))
+    assert info["status"] == "interrupted" and info["epochs_done"] == 2
+    monkeypatch.setattr(callbacks.RunKeeper, "on_epoch_end", original)
+
+    assert train_cnn.main([str(synthetic_csvs["train"]), "--out", str(out), "--resume"]) == 0
+    assert "resuming" in capsys.readouterr().out
+    info = json.load(open(out / "run.json"))
+    assert info["status"] == "done" and info["epochs_done"] == 4 and info["model"] == "fernet"
+    epochs = [int(r["epoch"]) for r in csv.DictReader(open(out / "history.csv"))]
+    assert epochs == [1, 2, 3, 4]
+    # a finished run cannot be resumed
+    assert train_cnn.main([str(synthetic_csvs["train"]), "--out", str(out), "--resume"]) == 2
+    assert "already finished" in capsys.readouterr().err
+
+
+def test_train_dnn_shares_the_routine(synthetic_csvs, tmp_path):
+    out = tmp_path / "dnn"
+    assert train_dnn.main([str(synthetic_csvs["train"]), "--match", "cnn1", "--depth", "2", "--epochs", "1",
+                           "--out", str(out), "--quiet"]) == 0
+    info = json.load(open(out / "run.json"))
+    assert info["model"] == "dnn" and info["options"] == {"match": "cnn1", "depth": 2}
+    assert abs(info["params"] / 2_659_851 - 1) < 0.05
+
+
+def one_error_line(capsys):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "Traceback" not in err[0]
+    return err[0]
+
+
+def test_bad_inputs_get_one_line_and_no_output_file(trained_run, synthetic_csvs, tmp_path, capsys):
+    x, y = synthetic.make_faces(40, seed=9)
+    good = open(synthetic.write_csv(tmp_path / "g.csv", x, ids=np.arange(40))).read().splitlines()
+    good[35] = good[35].rsplit(" ", 1)[0]  # line 36 (row 35) loses a pixel, after the first chunk
+    (tmp_path / "late_bad.csv").write_text("\n".join(good) + "\n")
+    out = tmp_path / "out.csv"
+    assert predict.main([str(tmp_path / "late_bad.csv"), str(out), "--weights", str(trained_run),
+                         "--chunk-rows", "10"]) == 2
+    assert "late_bad.csv, line 36: 2303 pixels" in one_error_line(capsys)
+    assert not out.exists() and os.listdir(tmp_path).count("out.csv") == 0
+    assert not [f for f in os.listdir(tmp_path) if f.startswith(".tmp-")]
+
+    assert predict.main([str(tmp_path / "missing.csv"), str(out), "--weights", str(trained_run)]) == 2
+    assert "missing.csv: no such file" in one_error_line(capsys)
+    assert train_cnn.main([str(tmp_path / "missing.csv"), "--out", str(tmp_path / "r")]) == 2
+    assert "missing.csv: no such file" in one_error_line(capsys)
+    assert train_cnn.main([str(synthetic_csvs["test"]), "--out", str(tmp_path / "r2")]) == 2
+    assert "no label column" in one_error_line(capsys)
+    assert not out.exists()
+
+
+def test_weights_of_another_model_are_refused(trained_run, synthetic_csvs, tmp_path, capsys):
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(trained_run, other)
+    info = json.load(open(other / "run.json"))
+    info["model"], info["options"] = "cnn1", {}
+    json.dump(info, open(other / "run.json", "w"))
+    assert predict.main([str(synthetic_csvs["test"]), str(tmp_path / "o.csv"), "--weights", str(other)]) == 2
+    assert "weights do not fit model cnn1" in one_error_line(capsys)
+    (other / "best.weights.h5").write_text("not hdf5")
+    assert predict.main([str(synthetic_csvs["test"]), str(tmp_path / "o.csv"), "--weights", str(other)]) == 2
+    assert "not a readable HDF5 weights file" in one_error_line(capsys)
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_no_run_anywhere_is_a_clear_message(synthetic_csvs, tmp_path, monkeypatch, capsys):
+    from models import runs
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(runs, "PRETRAINED_DIR", str(tmp_path / "none"))
+    assert predict.main([str(synthetic_csvs["test"]), "out.csv"]) == 2
+    assert "no trained run under runs/" in one_error_line(capsys)
