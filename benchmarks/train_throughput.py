@@ -217,7 +217,8 @@ def torch_cnn1_reference(batch_size, steps, warmup, infer_batch_size):
     loss_fn = nn.CrossEntropyLoss()
     rng = np.random.default_rng(0)
     n = (steps + warmup) * batch_size
-    x = torch.from_numpy(rng.integers(0, 256, size=(n, 1, 48, 48), dtype=np.uint8))
+    x_np = rng.integers(0, 256, size=(n, 1, 48, 48), dtype=np.uint8)
+    x = torch.from_numpy(x_np)
     y = torch.from_numpy(rng.integers(0, 7, size=n))
 
     def step(i):
@@ -236,7 +237,7 @@ def torch_cnn1_reference(batch_size, steps, warmup, infer_batch_size):
     train_ips = steps * batch_size / (time.perf_counter() - t)
 
     net.eval()
-    xi = x.repeat(1 + (4 * infer_batch_size) // n, 0)[:max(4, min(16, n // infer_batch_size)) * infer_batch_size]
+    xi = torch.from_numpy(np.resize(x_np, (max(4, min(16, n // infer_batch_size)) * infer_batch_size, 1, 48, 48)))
     with torch.inference_mode():
         net(xi[:infer_batch_size].float().div_(255).contiguous(memory_format=torch.channels_last))
         t = time.perf_counter()

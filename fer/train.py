@@ -94,12 +94,12 @@ def main(argv, prog, default_model, description, model_choices=None, extra_args=
 
 
 def train(args, options):
-    import keras
-
     import data
+    import models  # first: it imports Keras quietly
     from fer.callbacks import CosineSchedule, RunKeeper
-    import models
     from models import runs
+
+    keras = models.keras
 
     cli_args = dict(vars(args))
     run_dir, info = _prepare_run_dir(args, options)

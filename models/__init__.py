@@ -12,11 +12,10 @@ not change parameter counts or saved weights. The last two layers are always `lo
 take class scores before the softmax.
 """
 import inspect
-import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter off stderr
+from fer.quiet import import_keras
 
-import keras  # noqa: E402
+keras = import_keras()  # TensorFlow's start-up notices stay off stderr, which is for errors
 
 from fer.errors import FERError  # noqa: E402
 
