@@ -164,13 +164,16 @@ def step_overhead(args):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    import keras
+    from fer.quiet import import_keras
 
+    keras = import_keras()
     import train_throughput as tt
 
     images, source = load_images(args.train_csv, args.limit)
     n = (len(images) // args.batch_size) * args.batch_size
-    print(f"machine: {tt.machine()}; Keras {keras.__version__}, backend {keras.backend.backend()}")
+    print(f"machine: {tt.machine()}; Keras {keras.__version__}, backend {keras.backend.backend()}"
+          + (f", TensorFlow {tt.tf_version()}, oneDNN ops {tt.onednn_state()}"
+             if keras.backend.backend() == "tensorflow" else ""))
     print(f"{n:,} images from {source}, batches of {args.batch_size}; best of {args.repeats} passes")
     header = f"{'pipeline':<44} {'images/s':>10} {'vs generator':>13}"
     print(header)

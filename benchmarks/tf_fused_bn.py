@@ -8,8 +8,7 @@ gradient. TensorFlow's FusedBatchNormV3 does the forward pass in two and the bac
 layer's variables are unchanged, so weights load either way. Used by
 benchmarks/train_throughput.py --fused-bn to measure what it is worth.
 
-One difference: in training, the fused kernel updates the moving variance with the unbiased
-batch variance (n/(n-1)); with n = batch x height x width this is immaterial.
+Outputs, gradients and moving statistics match the stock layer to float32 rounding.
 """
 import keras
 
@@ -33,10 +32,12 @@ def fused_call(self, inputs, training=None, mask=None):
     moving_var = tf.convert_to_tensor(self.moving_variance)
     if training and self.trainable:
         y, mean, var = tf.compat.v1.nn.fused_batch_norm(
-            x4, gamma, beta, mean=moving_mean, variance=moving_var, epsilon=self.epsilon,
-            data_format="NHWC", is_training=True, exponential_avg_factor=1.0 - self.momentum)
-        self.moving_mean.assign(mean)
-        self.moving_variance.assign(var)
+            x4, gamma, beta, epsilon=self.epsilon, data_format="NHWC", is_training=True)
+        # The kernel returns the unbiased (n/(n-1)) batch variance; Keras tracks the biased one.
+        n = tf.cast(tf.size(x4) // channels, "float32")
+        var = var * (n - 1.0) / n
+        self.moving_mean.assign(moving_mean * self.momentum + mean * (1.0 - self.momentum))
+        self.moving_variance.assign(moving_var * self.momentum + var * (1.0 - self.momentum))
     else:
         y, _, _ = tf.compat.v1.nn.fused_batch_norm(
             x4, gamma, beta, mean=moving_mean, variance=moving_var, epsilon=self.epsilon,

@@ -173,7 +173,7 @@ def measure_keras(name, args, rng):
     train_ips = timer.images_per_s(bs)
 
     ib = args.infer_batch_size
-    xi = np.resize(x, (max(4, min(16, n // ib)) * ib,) + x.shape[1:])  # whole batches: one trace
+    xi = np.resize(x, (max(1, min(16, n // ib)) * ib,) + x.shape[1:])  # whole batches: one trace
     model.predict(xi[:ib], batch_size=ib, verbose=0)
     t = time.perf_counter()
     model.predict(xi, batch_size=ib, verbose=0)
@@ -237,7 +237,7 @@ def torch_cnn1_reference(batch_size, steps, warmup, infer_batch_size):
     train_ips = steps * batch_size / (time.perf_counter() - t)
 
     net.eval()
-    xi = torch.from_numpy(np.resize(x_np, (max(4, min(16, n // infer_batch_size)) * infer_batch_size, 1, 48, 48)))
+    xi = torch.from_numpy(np.resize(x_np, (max(1, min(16, n // infer_batch_size)) * infer_batch_size, 1, 48, 48)))
     with torch.inference_mode():
         net(xi[:infer_batch_size].float().div_(255).contiguous(memory_format=torch.channels_last))
         t = time.perf_counter()
@@ -286,6 +286,24 @@ def machine():
     return f"{model_name}, {os.cpu_count()} cores"
 
 
+def tf_version():
+    import tensorflow as tf
+
+    return tf.__version__
+
+
+def onednn_state():
+    """'on' or 'off' (TensorFlow's oneDNN kernels), with the TF_ENABLE_ONEDNN_OPTS setting."""
+    env = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset")
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+
+        state = "on" if _pywrap_util_port.IsMklEnabled() else "off"
+    except (ImportError, AttributeError):
+        state = "?"
+    return f"{state} (TF_ENABLE_ONEDNN_OPTS={env})"
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.torch_only:
@@ -296,7 +314,9 @@ def main(argv=None):
         print(json.dumps(torch_cnn1_reference(args.batch_size, args.steps, args.warmup, args.infer_batch_size)))
         return 0
 
-    import keras
+    from fer.quiet import import_keras
+
+    keras = import_keras()  # as the project's scripts import it (same TensorFlow settings)
     import numpy as np
 
     backend = keras.backend.backend()
@@ -326,6 +346,8 @@ def main(argv=None):
           + (f", intra/inter-op threads {args.intra_op}/{args.inter_op}" if args.intra_op or args.inter_op else "")
           + (f", steps_per_execution {args.steps_per_execution}" if args.steps_per_execution > 1 else ""),
           flush=True)
+    if backend == "tensorflow":
+        print(f"TensorFlow {tf_version()}; oneDNN ops {onednn_state()}", flush=True)
     print(f"matmul peak (2048x2048 {compute_dtype}, keras.ops): {peak / 1e9:.1f} GFLOP/s", flush=True)
     header = f"{'model':<22} {'params':>11} {'fwd MFLOP/img':>14} {'train img/s':>12} {'infer img/s':>12} " \
              f"{'train GFLOP/s':>14} {'MFU':>7}"
@@ -367,6 +389,7 @@ def main(argv=None):
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"machine": machine(), "backend": backend, "keras": keras.__version__, "args": vars(args),
+                       "onednn": onednn_state() if backend == "tensorflow" else None,
                        "peak_gflops": peak / 1e9, "models": rows, "torch_reference": ref}, f, indent=1)
     return 0
 

@@ -7,7 +7,7 @@ import time
 
 import keras
 
-from fer.atomic import atomic_open, atomic_path, write_json
+from fer.atomic import atomic_open, write_json
 
 class RunKeeper(keras.callbacks.Callback):
     """After each epoch: history.csv, the best weights and run.json, each written atomically."""
@@ -36,8 +36,7 @@ class RunKeeper(keras.callbacks.Callback):
         _write_history(os.path.join(self.run_dir, runs.HISTORY_FILE), self.history)
         acc = logs.get("val_accuracy")
         if acc is not None and acc > self.info.get("val_accuracy", -1.0):
-            with atomic_path(os.path.join(self.run_dir, runs.WEIGHTS_FILE)) as tmp:
-                self.model.save_weights(tmp)
+            runs.save_weights(self.model, os.path.join(self.run_dir, runs.WEIGHTS_FILE))
             self.info.update(val_accuracy=float(acc), val_loss=float(logs.get("val_loss", float("nan"))),
                              best_epoch=epoch + 1)
         self.info.update(epochs_done=epoch + 1, train_seconds=round(self._elapsed(), 1))

@@ -20,6 +20,7 @@ keras = import_keras()  # TensorFlow's start-up notices stay off stderr, which i
 from fer.errors import FERError  # noqa: E402
 
 from .augment import augmentation  # noqa: E402
+from .preprocess import GaussianBlur, Standardize  # noqa: E402
 
 INPUT_SHAPE = (48, 48, 1)
 NUM_CLASSES = 7
@@ -46,11 +47,16 @@ def options_of(name):
     return {p.name: p.default for p in list(inspect.signature(fn).parameters.values())[1:]}
 
 
-def build_model(name, augment=None, **options):
+DEFAULT_PREPROCESS = {"blur": 2.5, "standardize": True}
+
+
+def build_model(name, augment=None, preprocess=None, **options):
     """Build `name` as an uncompiled functional model (input 48x48x1 uint8 values, 7 softmax outputs).
 
     augment: None for no augmentation layers, True for the model's default recipe, or a dict of
-    `models.augment.augmentation` arguments. Options unknown to the model raise FERError."""
+    `models.augment.augmentation` arguments. preprocess: None (scale to 0..1 only) or a dict
+    {"blur": sigma, "standardize": bool} (models/preprocess.py; DEFAULT_PREPROCESS is what
+    training uses unless told otherwise). Options unknown to the model raise FERError."""
     fn = _get(name)
     known = options_of(name)
     unknown = sorted(set(options) - set(known))
@@ -61,6 +67,10 @@ def build_model(name, augment=None, **options):
     if augment:
         x = augmentation(**(augment if isinstance(augment, dict) else {}))(x)
     x = keras.layers.Rescaling(1.0 / 255, name="scale")(x)
+    if preprocess and preprocess.get("blur"):
+        x = GaussianBlur(preprocess["blur"], name="blur")(x)
+    if preprocess and preprocess.get("standardize"):
+        x = Standardize(name="standardize")(x)
     logits = keras.layers.Dense(NUM_CLASSES, name="logits")(fn(x, **options))
     probs = keras.layers.Activation("softmax", dtype="float32", name="probs")(logits)
     return keras.Model(inputs, probs, name=name)

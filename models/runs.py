@@ -63,7 +63,8 @@ def build_from_info(info, augment=False):
     """The run's network, rebuilt from its JSON (without augmentation unless asked)."""
     from . import build_model
 
-    return build_model(info["model"], augment=info.get("augment") if augment else None, **info.get("options", {}))
+    return build_model(info["model"], augment=info.get("augment") if augment else None,
+                       preprocess=info.get("preprocess"), **info.get("options", {}))
 
 
 def load_run(path=None, weights_file=None):
@@ -79,6 +80,26 @@ def load_run(path=None, weights_file=None):
     model = build_from_info(info)
     load_weights(model, weights)
     return model, info
+
+
+def save_weights(model, path):
+    """Atomically write the model's weights as HDF5, without the optimizer state that Keras 3
+    adds for a compiled model (2-3x the network's size; inference never needs it)."""
+    import tempfile
+
+    import h5py
+
+    from fer.atomic import atomic_path
+
+    with tempfile.TemporaryDirectory() as scratch, atomic_path(path) as lean:
+        full = os.path.join(scratch, "full.weights.h5")
+        model.save_weights(full)
+        with h5py.File(full, "r") as fin, h5py.File(lean, "w") as fout:
+            for key, value in fin.attrs.items():
+                fout.attrs[key] = value
+            for key in fin:
+                if key != "optimizer":
+                    fin.copy(fin[key], fout, name=key)
 
 
 def load_weights(model, weights):

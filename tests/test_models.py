@@ -84,3 +84,24 @@ def test_unknown_model_or_option_is_a_clear_error():
         models.build_model("vgg99")
     with pytest.raises(FERError, match="has no option batchnorm"):
         models.build_model("dnn", batchnorm=False)
+
+
+def test_preprocessing_blur_keeps_flat_images_and_removes_fine_detail():
+    from models.preprocess import GaussianBlur, Standardize
+
+    flat = np.full((1, 48, 48, 1), 77.0, np.float32)
+    np.testing.assert_allclose(np.asarray(GaussianBlur(2.5)(flat)), flat, atol=1e-3)
+    checker = (np.indices((48, 48)).sum(axis=0) % 2 * 255.0).astype(np.float32)[None, ..., None]
+    blurred = np.asarray(GaussianBlur(2.5)(checker))
+    assert blurred.std() < 0.01 * checker.std()  # the finest pattern is gone
+    z = np.asarray(Standardize()(np.random.default_rng(0).uniform(50, 90, (3, 48, 48, 1)).astype(np.float32)))
+    np.testing.assert_allclose(z.mean(axis=(1, 2, 3)), 0, atol=1e-4)
+    np.testing.assert_allclose(z.std(axis=(1, 2, 3)), 1, atol=1e-3)
+
+
+def test_preprocessing_is_part_of_the_model_and_adds_no_weights():
+    plain = models.build_model("cnn1")
+    pre = models.build_model("cnn1", preprocess=models.DEFAULT_PREPROCESS)
+    assert pre.count_params() == plain.count_params() == REPORT_PARAMS["cnn1"]
+    names = [layer.name for layer in pre.layers]
+    assert names.index("scale") < names.index("blur") < names.index("standardize")
