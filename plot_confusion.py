@@ -60,7 +60,7 @@ def plot(args):
     loaded = load_runs(args.weights)
     nets = [m for m, _ in loaded]
     names = ", ".join(f"{info['model']} ({info['run_dir']})" for _, info in loaded)
-    print(f"model: {names}" + (" with TTA" if args.tta else ""), file=sys.stderr)
+    print(f"model: {names}" + (" with TTA" if args.tta else ""))
     m, _, _ = evaluate(nets, ds, args.tta, args.batch_size)
     m["runs"] = [info["run_dir"] for _, info in loaded]
     m["tta"] = bool(args.tta)
