@@ -10,16 +10,10 @@ the input has labels, the accuracy is printed too. The input is read in chunks, 
 stays flat however long it is; the output appears only when it is complete.
 """
 import argparse
-import os
 import sys
 import time
 
-# TensorFlow's oneDNN kernels: off by default on CPUs without AVX-512 (such as AVX2 machines),
-# yet ~40% less CPU time per image here (docs/PERFORMANCE.md). Set before TensorFlow loads;
-# TF_ENABLE_ONEDNN_OPTS=0 in the environment still turns them off.
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
-
-from fer.cli import run_main  # noqa: E402
+from fer.cli import run_main
 
 
 def build_parser():

@@ -8,8 +8,8 @@
     python benchmarks/train_throughput.py --models cnn1 --jit-compile true --no-augment
 
 For each model: training images/s through `model.fit` exactly as fer/train.py calls it (uint8
-numpy arrays, Adam, categorical cross-entropy, the default augmentation layer inside the model
-unless --no-augment), timed from the end of the first batch to the end of the last; inference
+numpy arrays, Adam, categorical cross-entropy, the default augmentation layer and preprocessing
+(blur 2.5, per-image standardization) inside the model unless told otherwise), one whole fit of --steps batches after a warm-up fit; inference
 images/s through `model.predict`; forward FLOPs per image counted analytically from the layer
 shapes (convolution and dense multiply-adds x 2; batch norm, pooling and activations are not
 counted); the measured peak of a 2048x2048 matrix multiply through keras.ops in the same backend
@@ -45,6 +45,10 @@ def build_parser():
     p.add_argument("--warmup", type=int, default=3, help="untimed training steps first (tracing, allocation)")
     p.add_argument("--no-augment", dest="augment", action="store_false",
                    help="train without the augmentation layer (default: with it, as fer/train.py)")
+    p.add_argument("--blur", type=float, default=2.5,
+                   help="Gaussian blur preprocessing inside the model, as fer/train.py's default (0: none)")
+    p.add_argument("--no-standardize", dest="standardize", action="store_false",
+                   help="no per-image standardization (fer/train.py's default has it)")
     p.add_argument("--jit-compile", choices=["auto", "true", "false"], default="auto",
                    help="model.compile(jit_compile=...); 'auto' is what fer/train.py uses")
     p.add_argument("--threads", type=int, default=0,
@@ -127,31 +131,6 @@ def _sync(x):
     ops.convert_to_numpy(x[0, 0])
 
 
-class _BatchTimer:
-    """Wall time from the end of the first batch (or execution) of a fit to the end of its last."""
-
-    def __init__(self):
-        import keras
-
-        timer = self
-
-        class CB(keras.callbacks.Callback):
-            def on_train_batch_end(self, batch, logs=None):
-                now, cpu = time.perf_counter(), time.process_time()
-                if timer.first is None:
-                    timer.first, timer.first_cpu, timer.first_batch = now, cpu, batch
-                timer.last, timer.last_cpu, timer.last_batch = now, cpu, batch
-
-        self.callback = CB()
-        self.first = self.last = self.first_batch = self.last_batch = None
-
-    def images_per_s(self, batch_size):
-        return (self.last_batch - self.first_batch) * batch_size / (self.last - self.first)
-
-    def images_per_cpu_s(self, batch_size):
-        return (self.last_batch - self.first_batch) * batch_size / (self.last_cpu - self.first_cpu)
-
-
 def measure_keras(name, args, rng):
     """Training and inference images/s of registered model `name` in the current backend."""
     import keras
@@ -162,21 +141,26 @@ def measure_keras(name, args, rng):
     augment = {"erasing": 0.0, "seed": 1} if args.augment else None
     from fer.train import parse_options
 
-    model = models.build_model(name, augment=augment, **parse_options(getattr(args, "option", [])))
+    preprocess = {"blur": getattr(args, "blur", 0.0), "standardize": getattr(args, "standardize", False)}
+    model = models.build_model(name, augment=augment, preprocess=preprocess,
+                               **parse_options(getattr(args, "option", [])))
     jit = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=keras.losses.CategoricalCrossentropy(),
                   metrics=["accuracy"], jit_compile=jit, steps_per_execution=getattr(args, "steps_per_execution", 1))
     macs = forward_macs(model)
 
     bs = args.batch_size
-    n = (args.steps + 1) * bs
+    n = args.steps * bs
     x = rng.integers(0, 256, size=(n, 48, 48, 1), dtype=np.uint8)
     y = keras.utils.to_categorical(rng.integers(0, 7, size=n), 7)
     # Warm-up fit: traces and compiles the train function (kept for the next fit).
-    model.fit(x[:args.warmup * bs], y[:args.warmup * bs], batch_size=bs, epochs=1, verbose=0)
-    timer = _BatchTimer()
-    model.fit(x, y, batch_size=bs, epochs=1, verbose=0, shuffle=True, callbacks=[timer.callback])
-    train_ips, train_ipc = timer.images_per_s(bs), timer.images_per_cpu_s(bs)
+    spe = getattr(args, "steps_per_execution", 1)
+    warm = max(args.warmup, spe) * bs
+    model.fit(x[:warm], y[:warm], batch_size=bs, epochs=1, verbose=0)
+    # The timed fit, whole: per-batch callbacks mistime steps_per_execution > 1.
+    t, c = time.perf_counter(), time.process_time()
+    model.fit(x, y, batch_size=bs, epochs=1, verbose=0, shuffle=True)
+    train_ips, train_ipc = n / (time.perf_counter() - t), n / (time.process_time() - c)
 
     ib = args.infer_batch_size
     xi = np.resize(x, (max(1, min(16, n // ib)) * ib,) + x.shape[1:])  # whole batches: one trace
@@ -300,7 +284,7 @@ def machine():
 def _row(r):
     return (f"{r['model']:<22} {r['params']:>11,} {r['forward_mflops']:>14.1f} {r['train_images_per_s']:>12.1f} "
             f"{r['infer_images_per_s']:>12.1f} {r['train_gflops_per_s']:>14.2f} {r['mfu']:>6.1%} "
-            f"{r['train_images_per_cpu_s']:>16.1f} {r['infer_images_per_cpu_s']:>16.1f}")
+            f"{r['train_images_per_cpu_s']:>16.1f} {r['infer_images_per_cpu_s']:>16.1f} {r['mfu_per_cpu_s']:>9.1%}")
 
 
 def tf_version():
@@ -369,6 +353,7 @@ def main(argv=None):
     peak = matmul_peak(compute_dtype)
     print(f"machine: {machine()}; Keras {keras.__version__}, backend {backend}, precision {args.precision}, "
           f"jit_compile {args.jit_compile}, augmentation {'on' if args.augment else 'off'}, "
+          f"preprocessing blur {args.blur} / standardize {'on' if args.standardize else 'off'}, "
           f"batch {args.batch_size}, {args.steps} timed steps"
           + "".join(f", {o}" for o in args.option) + (", fused BN" if args.fused_bn else "")
           + (f", intra/inter-op threads {args.intra_op}/{args.inter_op}" if args.intra_op or args.inter_op else "")
@@ -379,9 +364,10 @@ def main(argv=None):
         print(f"TensorFlow {tf_version()}; oneDNN ops {onednn_state()}", flush=True)
     print(f"matmul peak (2048x2048 {compute_dtype}, keras.ops): {peak / 1e9:.1f} GFLOP/s", flush=True)
     print("img/s: wall clock; img/CPU-s: per second of process CPU time (all threads), which other load "
-          "on the machine barely changes")
+          "on the machine barely changes; MFU = 3 x forward FLOPs x train rate / matmul peak (MFU/CPU-s: "
+          "with the CPU-time rate, meaningful with --threads 1)")
     header = f"{'model':<22} {'params':>11} {'fwd MFLOP/img':>14} {'train img/s':>12} {'infer img/s':>12} " \
-             f"{'train GFLOP/s':>14} {'MFU':>7} {'train img/CPU-s':>16} {'infer img/CPU-s':>16}"
+             f"{'train GFLOP/s':>14} {'MFU':>7} {'train img/CPU-s':>16} {'infer img/CPU-s':>16} {'MFU/CPU-s':>10}"
     print(header)
     print("-" * len(header))
     rng = np.random.default_rng(0)
@@ -389,6 +375,7 @@ def main(argv=None):
     for name in names:
         r = measure_keras(name, args, rng)
         r["mfu"] = r["train_gflops_per_s"] * 1e9 / peak
+        r["mfu_per_cpu_s"] = 3 * r["forward_mflops"] * 1e6 * r["train_images_per_cpu_s"] / peak
         rows.append(r)
         print(_row(r), flush=True)
         keras.backend.clear_session()
@@ -408,6 +395,7 @@ def main(argv=None):
             ref["forward_mflops"] = cnn1["forward_mflops"]
             ref["train_gflops_per_s"] = 3 * cnn1["forward_mflops"] * ref["train_images_per_s"] / 1e3
             ref["mfu"] = ref["train_gflops_per_s"] * 1e9 / peak
+            ref["mfu_per_cpu_s"] = 3 * ref["forward_mflops"] * 1e6 * ref["train_images_per_cpu_s"] / peak
             print(_row(ref))
             print(f"(torch {ref['torch']}, {ref['torch_threads']} threads, its own 2048x2048 matmul "
                   f"{ref['peak_gflops']:.1f} GFLOP/s; Keras cnn1 trains at "

@@ -234,22 +234,6 @@ def _distribution(args):
     return contextlib.nullcontext(), args.batch_size * n
 
 
-# ---------------------------------------------------------------- CPU kernels helper
-
-
-def _prefer_onednn():
-    """Turn on TensorFlow's oneDNN kernels unless the environment says otherwise.
-
-    TensorFlow enables them by default only on CPUs with AVX-512 class features; on an AVX2 CPU
-    (this project's 2-core AMD EPYC machines) they are off, and turning them on cuts the CPU time
-    of a cnn1 training step by ~45% and of fernet's by ~40% (docs/PERFORMANCE.md). Must run
-    before TensorFlow is imported: train_cnn.py and train_dnn.py import this module first.
-    TF_ENABLE_ONEDNN_OPTS=0 keeps them off."""
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
-
-
-_prefer_onednn()
-
 
 # ---------------------------------------------------------------- distribution helper
 

@@ -1,11 +1,11 @@
 """Compact networks that a 2-core CPU trains past the report's best in about two hours.
 
-On a CPU the budget is compute per image, not parameters: the report's cnn3 costs ~313 MMAC
-per image and trains at ~6 images/s here. `fernet` downsamples early (a stride-2 stem after
+On a CPU the budget is compute per image, not parameters: the report's cnn3 costs ~700 MMAC
+per image (docs/PERFORMANCE.md) and trains at a few images/s here. `fernet` downsamples early (a stride-2 stem after
 one full-resolution convolution), then runs pre-activation-free residual blocks (Conv-BN-ReLU,
 He et al. 2016) at 24x24, 12x12, 6x6 and 3x3, and ends in global average pooling instead of
-large dense layers. Plain 3x3 convolutions: oneDNN runs them far faster per FLOP than
-depthwise ones on this CPU (measured in benchmarks/train_throughput.py).
+large dense layers. Plain 3x3 convolutions, which oneDNN runs efficiently on a CPU
+(fernet reaches the highest MFU of the small models in benchmarks/train_throughput.py).
 """
 from keras import layers
 
