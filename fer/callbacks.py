@@ -5,9 +5,11 @@ import math
 import os
 import time
 
-import keras
-
 from fer.atomic import atomic_open, write_json
+from fer.quiet import import_keras
+
+keras = import_keras()  # TensorFlow's start-up notices stay off stderr
+
 
 class RunKeeper(keras.callbacks.Callback):
     """After each epoch: history.csv, the best weights and run.json, each written atomically."""

@@ -20,11 +20,13 @@ import dataclasses
 import functools
 import inspect
 
-import keras
 import numpy as np
-from keras import ops
 
 from fer.errors import FERError
+from fer.quiet import import_keras
+
+keras = import_keras()  # TensorFlow's start-up notices stay off stderr
+ops = keras.ops
 
 IMAGE_SIZE = 48
 VALUE_RANGE = 255.0
