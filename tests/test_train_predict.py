@@ -163,3 +163,22 @@ def test_no_run_anywhere_is_a_clear_message(synthetic_csvs, tmp_path, monkeypatc
     monkeypatch.setattr(runs, "PRETRAINED_DIR", str(tmp_path / "none"))
     assert predict.main([str(synthetic_csvs["test"]), "out.csv"]) == 2
     assert "no trained run under runs/" in one_error_line(capsys)
+
+
+def test_adabn_moves_batchnorm_statistics_to_the_target_and_nothing_else(trained_run):
+    import keras
+
+    import models
+    from fer.inference import adapt_batchnorm
+
+    model, _ = models.load_run(trained_run)
+    before = {v.path: np.array(v.numpy()) for v in model.weights}
+    x, _ = synthetic.make_faces(256, seed=11)
+    shifted = np.clip(x.astype(np.float32) * 0.5 + 100, 0, 255)  # a flatter, brighter "domain"
+    assert adapt_batchnorm(model, shifted, batch_size=64) > 0
+    changed = [v.path for v in model.weights if not np.allclose(before[v.path], v.numpy())]
+    assert changed and all("moving_mean" in p or "moving_variance" in p for p in changed)
+    first_bn = next(layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization))
+    feed = keras.Model(model.inputs, first_bn.input)
+    target_mean = np.asarray(feed(shifted, training=False)).mean(axis=(0, 1, 2))
+    np.testing.assert_allclose(first_bn.moving_mean.numpy(), target_mean, atol=0.1 * np.abs(target_mean).max() + 1e-3)
