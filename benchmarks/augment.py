@@ -23,7 +23,6 @@ Then the cost inside training: cnn1's training step (model.fit, batch 64 as fer/
 and without the augmentation layer (benchmarks/train_throughput.py does the timing).
 """
 import argparse
-import math
 import os
 import sys
 import time

@@ -421,13 +421,11 @@ def _bundle(out, runs_dir, results):
         weights = os.path.join(run, "best.weights.h5")
         if not os.path.exists(weights):
             continue
-        model_only = os.path.join(run, "model_only.weights.h5")
-        strip_optimizer(weights, model_only)
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w") as tar:
             for fn in ("run.json", "history.csv"):
                 tar.add(os.path.join(run, fn), arcname=f"{name}/{fn}")
-            tar.add(model_only, arcname=f"{name}/best.weights.h5")
+            tar.add(weights, arcname=f"{name}/best.weights.h5")  # already without optimizer state
         blob = buf.getvalue()
         if len(blob) > PART_BYTES * MAX_PARTS:
             say(f"best run {name}: {len(blob) / 2**20:.0f} MiB is too large to come back; trying the next")
@@ -439,20 +437,6 @@ def _bundle(out, runs_dir, results):
         _write_results(out, results)
         say(f"best run {name} returned as best_run.tar.part* ({len(blob) / 2**20:.1f} MiB)")
         return
-
-
-def strip_optimizer(src, dest):
-    """Copy a Keras .weights.h5 without its optimizer state (Keras 3's save_weights keeps it for
-    a compiled model: 2-3x the network's size); models.load_run reads the copy the same way."""
-    import h5py
-
-    with h5py.File(src, "r") as fin, h5py.File(dest, "w") as fout:
-        for key, value in fin.attrs.items():
-            fout.attrs[key] = value
-        for key in fin:
-            if key != "optimizer":
-                fin.copy(fin[key], fout, name=key)
-    return dest
 
 
 def _host():
