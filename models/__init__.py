@@ -47,7 +47,7 @@ def options_of(name):
     return {p.name: p.default for p in list(inspect.signature(fn).parameters.values())[1:]}
 
 
-DEFAULT_PREPROCESS = {"blur": 2.5, "standardize": True}
+DEFAULT_PREPROCESS = {"blur": 1.0, "test_blur": 3.25, "standardize": True}
 
 
 def build_model(name, augment=None, preprocess=None, **options):
@@ -55,8 +55,8 @@ def build_model(name, augment=None, preprocess=None, **options):
 
     augment: None for no augmentation layers, True for the model's default recipe, or a dict of
     `models.augment.augmentation` arguments. preprocess: None (scale to 0..1 only) or a dict
-    {"blur": sigma, "standardize": bool} (models/preprocess.py; DEFAULT_PREPROCESS is what
-    training uses unless told otherwise). Options unknown to the model raise FERError."""
+    {"test_blur": sigma, "blur": sigma, "standardize": bool} (models/preprocess.py; test_blur acts
+    at inference only; DEFAULT_PREPROCESS is what training uses unless told otherwise). Options unknown to the model raise FERError."""
     fn = _get(name)
     known = options_of(name)
     unknown = sorted(set(options) - set(known))
@@ -67,6 +67,8 @@ def build_model(name, augment=None, preprocess=None, **options):
     if augment:
         x = augmentation(**(augment if isinstance(augment, dict) else {}))(x)
     x = keras.layers.Rescaling(1.0 / 255, name="scale")(x)
+    if preprocess and preprocess.get("test_blur"):
+        x = GaussianBlur(preprocess["test_blur"], inference_only=True, name="test_blur")(x)
     if preprocess and preprocess.get("blur"):
         x = GaussianBlur(preprocess["blur"], name="blur")(x)
     if preprocess and preprocess.get("standardize"):

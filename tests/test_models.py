@@ -1,5 +1,6 @@
 """The registry and the report's networks: exact parameter counts, options, shapes."""
 import numpy as np
+import keras
 import pytest
 
 import models
@@ -104,4 +105,25 @@ def test_preprocessing_is_part_of_the_model_and_adds_no_weights():
     pre = models.build_model("cnn1", preprocess=models.DEFAULT_PREPROCESS)
     assert pre.count_params() == plain.count_params() == REPORT_PARAMS["cnn1"]
     names = [layer.name for layer in pre.layers]
-    assert names.index("scale") < names.index("blur") < names.index("standardize")
+    assert names.index("scale") < names.index("test_blur") < names.index("blur") < names.index("standardize")
+
+
+def test_test_blur_acts_at_inference_only_and_survives_saving(tmp_path):
+    # The training faces already carry this blur; only sharp inference inputs get it.
+    from models.preprocess import GaussianBlur
+
+    layer = GaussianBlur(3.5, inference_only=True)
+    checker = (np.indices((48, 48)).sum(axis=0) % 2 * 255.0).astype(np.float32)[None, ..., None]
+    np.testing.assert_array_equal(np.asarray(layer(checker, training=True)), checker)
+    assert np.asarray(layer(checker, training=False)).std() < 0.01 * checker.std()
+
+    model = models.build_model("cnn1", preprocess={"test_blur": 3.5})
+    faces = np.random.default_rng(0).integers(0, 256, (2, 48, 48, 1)).astype(np.float32)
+    sub = keras.Model(model.input, model.get_layer("test_blur").output)
+    assert np.abs(np.asarray(sub(faces, training=True)) - faces / 255).max() < 1e-6
+    assert np.abs(np.asarray(sub(faces, training=False)) - faces / 255).max() > 0.05
+    model.save(tmp_path / "m.keras")
+    again = keras.saving.load_model(tmp_path / "m.keras")
+    assert again.get_layer("test_blur").inference_only
+    np.testing.assert_allclose(np.asarray(again.predict(faces, verbose=0)),
+                               np.asarray(model.predict(faces, verbose=0)), atol=1e-5)

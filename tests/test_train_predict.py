@@ -182,3 +182,22 @@ def test_adabn_moves_batchnorm_statistics_to_the_target_and_nothing_else(trained
     feed = keras.Model(model.inputs, first_bn.input)
     target_mean = np.asarray(feed(shifted, training=False)).mean(axis=(0, 1, 2))
     np.testing.assert_allclose(first_bn.moving_mean.numpy(), target_mean, atol=0.1 * np.abs(target_mean).max() + 1e-3)
+
+
+def test_adapt_bn_script_sets_test_blur_and_writes_a_usable_run(trained_run, synthetic_csvs, tmp_path, capsys):
+    import json
+
+    import predict
+    from scripts import adapt_bn
+
+    out = tmp_path / "adapted"
+    rc = adapt_bn.main([str(trained_run), str(synthetic_csvs["test"]), "--out", str(out),
+                        "--test-blur", "1.5", "--val", str(synthetic_csvs["val"])])
+    assert rc == 0
+    info = json.loads((out / "run.json").read_text())
+    assert info["preprocess"]["test_blur"] == 1.5
+    assert info["bn_adapted_on"]["file"] == "test.csv" and 0 <= info["val_accuracy"] <= 1
+    assert "before adaptation" in capsys.readouterr().out
+    assert predict.main([str(synthetic_csvs["test"]), str(tmp_path / "out.csv"), "--weights", str(out)]) == 0
+    # a second run into the same folder must not overwrite it
+    assert adapt_bn.main([str(trained_run), str(synthetic_csvs["test"]), "--out", str(out)]) == 2
