@@ -53,13 +53,14 @@ def adapt_batchnorm(model, images, batch_size=128, passes=2, seed=0):
 
     from models.preprocess import GaussianBlur
 
-    bns = [layer for layer in _all_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
+    every = list(_all_layers(model))
+    bns = [layer for layer in every if isinstance(layer, keras.layers.BatchNormalization)]
     if not bns:
         return 0
     saved = [layer.momentum for layer in bns]
     # BatchNorm updates its statistics only in training mode, where an inference-only blur
     # would stand aside; the target faces must reach BatchNorm as they will at inference.
-    test_blurs = [layer for layer in _all_layers(model) if isinstance(layer, GaussianBlur) and layer.inference_only]
+    test_blurs = [layer for layer in every if isinstance(layer, GaussianBlur) and layer.inference_only]
     for layer in test_blurs:
         layer.inference_only = False
     order = np.random.default_rng(seed).permutation(len(images))

@@ -238,7 +238,6 @@ def _distribution(args):
     return contextlib.nullcontext(), args.batch_size * n
 
 
-
 # ---------------------------------------------------------------- distribution helper
 
 

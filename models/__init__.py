@@ -56,7 +56,8 @@ def build_model(name, augment=None, preprocess=None, **options):
     augment: None for no augmentation layers, True for the model's default recipe, or a dict of
     `models.augment.augmentation` arguments. preprocess: None (scale to 0..1 only) or a dict
     {"test_blur": sigma, "blur": sigma, "standardize": bool} (models/preprocess.py; test_blur acts
-    at inference only; DEFAULT_PREPROCESS is what training uses unless told otherwise). Options unknown to the model raise FERError."""
+    at inference only; DEFAULT_PREPROCESS is what training uses unless told otherwise).
+    Options unknown to the model raise FERError."""
     fn = _get(name)
     known = options_of(name)
     unknown = sorted(set(options) - set(known))

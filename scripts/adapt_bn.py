@@ -65,7 +65,7 @@ def adapt(args):
     info["weights"] = runs.WEIGHTS_FILE
     if val:
         info["val_accuracy_before_adaptation"] = before
-        info["val_accuracy"] = _accuracy(model, val)
+        info["val_accuracy"] = _accuracy(model, val) if n else before  # unchanged model: no second pass
         print(f"{args.val}: accuracy {before:.4f} before adaptation, {info['val_accuracy']:.4f} after")
     write_json(os.path.join(args.out, runs.RUN_FILE), info)
     print(f"adapted {n} BatchNormalization layers on {len(target)} images of {args.target_csv}; saved {args.out}")
