@@ -9,7 +9,9 @@ along the axes and the diagonal (1.0 = same; a blur shows as values below 1); th
 label, which Gaussian blur turns public_test faces into faces like the training ones: for each
 sigma, the median over faces of log(power at 2.5-5 cycles per image / power at 1-2.5 cycles),
 along x, along y and on the diagonal, against the same on train. The best sigma is what
-`--test-blur` defaults to (models/preprocess.py).
+`--test-blur` defaults to (models/preprocess.py). Last, the check that the training faces carry
+this very blur: the whole mean spectrum, the gradient next to the borders and the contrast of
+public_test under it against train, and how much worse down-and-up resizing fits.
 """
 import os
 import sys
@@ -43,6 +45,24 @@ def blur(images, sigma):
     layer = GaussianBlur(sigma)
     return np.concatenate([np.asarray(layer(images[i:i + 512].astype(np.float32)))
                            for i in range(0, len(images), 512)])
+
+
+def down_up(images, size, down, up):
+    """The other common degradation: downscale to size x size and back to 48 x 48."""
+    from keras import ops
+
+    small = ops.image.resize(images.astype(np.float32), (size, size), interpolation=down,
+                             antialias=down != "area")
+    return np.asarray(ops.image.resize(small, images.shape[1:3], interpolation=up))
+
+
+def spectrum_distance(a, b):
+    """Mean |log amplitude ratio| of two sets' mean spectra over rings of 1-20 cycles per image."""
+    f = np.abs(np.fft.fftfreq(48) * 48)
+    radius = np.hypot(*np.meshgrid(f, f, indexing="ij"))
+    sa, sb = spectrum(a), spectrum(b)
+    return np.mean([abs(np.log(np.sqrt(sa[ring].mean() / sb[ring].mean())))
+                    for ring in (np.abs(radius - k) < 0.5 for k in range(1, 21))])
 
 
 def band_slopes(images):
@@ -86,6 +106,26 @@ def main():
         print(f"  {f'public_test blurred, sigma {sigma}':<40} " + "  ".join(f"{v:7.2f}" for v in slopes)
               + f"   (mean distance {err:.2f})")
     print(f"\nthe blur that best turns public_test faces into training-like faces: sigma {best[1]} px")
+
+    # The check that it is this blur and not merely the same slope: the whole mean spectrum, the
+    # gradient near the borders (where the blur's reflected padding shows) and the contrast of
+    # public_test under it against train (1.00 = the same).
+    blurred = blur(public, best[1])
+    ratio = np.sqrt(spectrum(train) / spectrum(blurred))
+    print(f"amplitude ratio train/(public_test blurred by {best[1]})   (cycles per image: {freqs})")
+    print("  along x:  " + " ".join(f"{ratio[0, k]:.2f}" for k in freqs))
+    print("  along y:  " + " ".join(f"{ratio[k, 0]:.2f}" for k in freqs))
+    print("  diagonal: " + " ".join(f"{ratio[k, k]:.2f}" for k in freqs))
+    print("  mean |log amplitude ratio| over 1-20 cycles per image (0 = the same spectrum):")
+    print(f"    {'Gaussian blur, sigma ' + str(best[1]):<46} {spectrum_distance(train, blurred):.3f}")
+    for size in (10, 12, 16, 20):
+        for down, up in (("area", "bilinear"), ("bilinear", "bicubic")):
+            print(f"    {f'resize to {size}x{size} ({down}) and back ({up})':<46} "
+                  f"{spectrum_distance(train, down_up(public, size, down, up)):.3f}")
+    for name, images in (("train", train), (f"public_test blurred by {best[1]}", blurred)):
+        edge = np.abs(np.diff(images[..., 0].astype(np.float32), axis=2)).mean(axis=(0, 1))[:4]
+        print(f"  {name:<32} gradient in columns 0-3: " + " ".join(f"{g:.2f}" for g in edge)
+              + f"   contrast {stats(images)[0]:.1f}")
 
 
 if __name__ == "__main__":
