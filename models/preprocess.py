@@ -19,7 +19,7 @@ out of distribution, so three parameter-free layers sit before the network:
 
 (A first version blurred both splits by sigma 2.5 instead of blurring only the test faces: that
 left the training faces blurrier than the test faces, and the same network reached 48.2% on
-public_test, with AdaBN, against 57.1% with the inference-only blur; docs/RESULTS.md.)
+public_test, with AdaBN, against 57.1% with the inference-only blur, both at width 24; docs/RESULTS.md.)
 """
 import math
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Copy a finished run into models/pretrained/<name>/ with its weights stored as float16.
 
-    python scripts/bundle_pretrained.py runs/fernet-blur-tb --name fernet
+    python scripts/bundle_pretrained.py runs/fernet-w32 --name fernet
 
 float16 halves the file; predictions are checked against the float32 weights on --check-csv.
 """
