@@ -38,6 +38,9 @@ def build_parser(prog, default_model, description, model_choices=None):
                    help="train for this much wall time: the cosine schedule runs over time, not epochs, "
                         "and training stops when it is spent (--epochs is then an upper bound)")
     p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--ema", type=float, default=0.0, metavar="MOMENTUM",
+                   help="evaluate and keep an exponential moving average of the weights (Polyak averaging, "
+                        "e.g. 0.999); 0 keeps the raw weights")
     val = p.add_mutually_exclusive_group()
     val.add_argument("--val", metavar="CSV", help="labelled validation CSV (e.g. public_test.csv.gz)")
     val.add_argument("--val-split", type=float, default=0.1, metavar="FRACTION",
@@ -119,6 +122,8 @@ def train(args, options):
                 setattr(args, key, value)
         options = info["options"]
 
+    if not 0 <= args.ema < 1:
+        raise FERError(f"--ema {args.ema}: must be at least 0 and below 1")
     keras.utils.set_random_seed(args.seed)
     if args.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
@@ -174,6 +179,10 @@ def train(args, options):
         keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup"), double_checkpoint=True),
         keeper,
     ]
+    if args.ema:
+        # After the backup (which must hold the raw weights to resume from), before RunKeeper (so that
+        # validation and the saved best weights use the averaged ones).
+        callbacks.insert(callbacks.index(keeper), keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     if args.schedule == "cosine":
         callbacks.insert(0, CosineSchedule(args.lr, args.warmup, args.epochs, steps, args.time_budget,
                                            info.get("train_seconds", 0.0)))
@@ -207,11 +216,12 @@ def prog_name():
 
 
 def _optimizer(args, keras):
+    ema = {"use_ema": True, "ema_momentum": args.ema} if args.ema else {}
     if args.optimizer == "sgd":
-        return keras.optimizers.SGD(args.lr, momentum=0.9, nesterov=True, weight_decay=args.weight_decay or None)
+        return keras.optimizers.SGD(args.lr, momentum=0.9, nesterov=True, weight_decay=args.weight_decay or None, **ema)
     if args.optimizer == "adamw":
-        return keras.optimizers.AdamW(args.lr, weight_decay=args.weight_decay)
-    return keras.optimizers.Adam(args.lr)
+        return keras.optimizers.AdamW(args.lr, weight_decay=args.weight_decay, **ema)
+    return keras.optimizers.Adam(args.lr, **ema)
 
 
 def _distribution(args):

@@ -201,3 +201,26 @@ def test_adapt_bn_script_sets_test_blur_and_writes_a_usable_run(trained_run, syn
     assert predict.main([str(synthetic_csvs["test"]), str(tmp_path / "out.csv"), "--weights", str(out)]) == 0
     # a second run into the same folder must not overwrite it
     assert adapt_bn.main([str(trained_run), str(synthetic_csvs["test"]), "--out", str(out)]) == 2
+
+
+def test_ema_keeps_the_averaged_weights_it_validated(synthetic_csvs, tmp_path):
+    """With --ema the saved best weights are the averaged ones that validation scored: loading them
+    reproduces the logged val_loss (the raw weights, saved by a misordered callback, would not)."""
+    import data
+    from models import keras, runs
+
+    out = tmp_path / "ema"
+    assert train_cnn.main([str(synthetic_csvs["train"]), "--model", "fernet", "--option", "width=4",
+                           "--epochs", "2", "--lr", "3e-3", "--no-augment", "--ema", "0.9",
+                           "--val", str(synthetic_csvs["val"]), "--out", str(out), "--quiet"]) == 0
+    model, info = runs.load_run(str(out))
+    assert info["args"]["ema"] == 0.9
+    val = data.load_csv(str(synthetic_csvs["val"]))
+    model.compile(loss="categorical_crossentropy")
+    loss = model.evaluate(val.images, keras.utils.to_categorical(val.labels, 7), verbose=0)
+    assert abs(loss - info["val_loss"]) < 1e-3 * max(1.0, info["val_loss"])
+
+
+def test_ema_momentum_must_be_below_one(synthetic_csvs, tmp_path, capsys):
+    assert train_cnn.main([str(synthetic_csvs["train"]), "--ema", "1", "--out", str(tmp_path / "r")]) == 2
+    assert "--ema 1.0: must be at least 0 and below 1" in capsys.readouterr().err
