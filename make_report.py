@@ -17,6 +17,10 @@ import os
 import shlex
 import sys
 
+# Before TensorFlow loads: its oneDNN kernels corrupt the heap when taking input gradients through
+# small strided convolutions on AVX-512 CPUs (TF 2.21; fer/explain.py), and explanations need them.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
 from fer.cli import run_main
 
 # The course report's published test accuracies (%), shown beside ours and labelled as published.

@@ -15,6 +15,11 @@ moving statistics, Dropout and augmentation are off).
 
 Gradients work under the TensorFlow, JAX and PyTorch backends of Keras 3: all the
 backend-specific code is the one helper `_grad`; everything else is keras.ops or numpy.
+
+On CPUs with AVX-512, TensorFlow 2.21's oneDNN kernels corrupt the heap when they take the input
+gradient through small strided convolutions (a width-8 fernet crashed every vanilla-gradient run
+on a 2-core AVX-512 EPYC; the plain kernels ran clean), so the explanation scripts set
+TF_ENABLE_ONEDNN_OPTS=0 before TensorFlow loads; training keeps them.
 """
 import dataclasses
 import functools

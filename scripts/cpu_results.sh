@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Evaluate a finished run on public_test and rebuild the figures in docs/figures/ and report.pdf.
 #
-#   bash scripts/cpu_results.sh [RUN_DIR] [DATA_DIR]     (defaults: runs/fernet-w32, ../shared/data/fer2013)
+#   bash scripts/cpu_results.sh [RUN_DIR] [DATA_DIR]     (defaults: runs/fernet-w32-ema, ../shared/data/fer2013)
 #
 # Prints the accuracies quoted in docs/RESULTS.md (plain and with test-time augmentation).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RUN=${1:-runs/fernet-w32}
+RUN=${1:-runs/fernet-w32-ema}
 DATA=${2:-../shared/data/fer2013}
 FIG=docs/figures
 mkdir -p "$FIG"
