@@ -301,12 +301,12 @@ def _newest_unfinished():
     return max(found, key=os.path.getmtime) if found else None
 
 
-def _hardware():
+def _hardware(cpuinfo="/proc/cpuinfo"):
     """The machine a run was timed on: CPU model and vector width matter, since training
     speed on one 'AMD EPYC' differs twofold between AVX2 and AVX-512 parts."""
     cpu = platform.processor() or platform.machine()
     try:
-        with open("/proc/cpuinfo") as f:
+        with open(cpuinfo) as f:
             info = f.read()
     except OSError:
         info = ""

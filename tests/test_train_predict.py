@@ -224,3 +224,14 @@ def test_ema_keeps_the_averaged_weights_it_validated(synthetic_csvs, tmp_path):
 def test_ema_momentum_must_be_below_one(synthetic_csvs, tmp_path, capsys):
     assert train_cnn.main([str(synthetic_csvs["train"]), "--ema", "1", "--out", str(tmp_path / "r")]) == 2
     assert "--ema 1.0: must be at least 0 and below 1" in capsys.readouterr().err
+
+
+def test_hardware_names_cpu_model_and_vector_width(tmp_path):
+    from fer.train import _hardware
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse2 avx2 avx512f\n")
+    assert _hardware(str(info)).startswith("AMD EPYC (AVX-512), ")
+    info.write_text("model name\t: AMD EPYC\nflags\t\t: fpu sse2 avx2\n")
+    assert _hardware(str(info)).startswith("AMD EPYC (AVX2), ")
+    assert "CPU cores" in _hardware(str(tmp_path / "missing"))  # no /proc (macOS): still a line
