@@ -10,14 +10,13 @@ activation it reaches. With --data, a second figure (--maps-out, default <out>-m
 shows the layer's feature maps for row --image of that file.
 """
 import argparse
-import os
 import sys
 
-# Before TensorFlow loads: its oneDNN kernels corrupt the heap when taking input gradients through
-# small strided convolutions on AVX-512 CPUs (TF 2.21; fer/explain.py), and explanations need them.
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+import fer
 
-from fer.cli import run_main
+fer.plain_kernels_for_input_gradients()  # before TensorFlow loads
+
+from fer.cli import run_main  # noqa: E402
 
 
 def build_parser():

@@ -18,8 +18,8 @@ backend-specific code is the one helper `_grad`; everything else is keras.ops or
 
 On CPUs with AVX-512, TensorFlow 2.21's oneDNN kernels corrupt the heap when they take the input
 gradient through small strided convolutions (a width-8 fernet crashed every vanilla-gradient run
-on a 2-core AVX-512 EPYC; the plain kernels ran clean), so the explanation scripts set
-TF_ENABLE_ONEDNN_OPTS=0 before TensorFlow loads; training keeps them.
+on a 2-core AVX-512 EPYC; the plain kernels ran clean), so the explanation scripts call
+fer.plain_kernels_for_input_gradients() before TensorFlow loads; training keeps them.
 """
 import dataclasses
 import functools
