@@ -8,9 +8,11 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# One process runs training and explanations alike; oneDNN input gradients crash on AVX-512 CPUs
-# (see saliency.py), so the suite runs TensorFlow's plain kernels.
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+# One process runs training and explanations alike, so the whole suite takes the explanation
+# scripts' setting (oneDNN input gradients crash on AVX-512 CPUs); before TensorFlow loads.
+import fer  # noqa: E402
+
+fer.plain_kernels_for_input_gradients()
 
 from data import synthetic  # noqa: E402
 
