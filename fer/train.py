@@ -51,6 +51,12 @@ def build_parser(prog, default_model, description, model_choices=None):
                    help="no data augmentation (rotation, shift, zoom, flip)")
     p.add_argument("--erasing", type=float, default=0.0, metavar="P",
                    help="random erasing probability on top of the augmentation")
+    p.add_argument("--mixup", type=float, default=0.0, metavar="ALPHA",
+                   help="MixUp: blend pairs of training faces and their labels, lambda ~ Beta(ALPHA, ALPHA), "
+                        "e.g. 0.2 (data/mixing.py); 0 turns it off")
+    p.add_argument("--cutmix", type=float, default=0.0, metavar="ALPHA",
+                   help="CutMix: paste a box of another face, labels weighted by its area, lambda ~ Beta(ALPHA, ALPHA), "
+                        "e.g. 1.0; with --mixup too, each batch takes one of the two")
     p.add_argument("--blur", type=float, default=1.0, metavar="SIGMA",
                    help="Gaussian blur (pixels) inside the model, in training and inference alike: smooths the "
                         "JPEG noise of both (models/preprocess.py); 0 turns it off")
@@ -125,6 +131,9 @@ def train(args, options):
 
     if not 0 <= args.ema < 1:
         raise FERError(f"--ema {args.ema}: must be at least 0 and below 1")
+    for flag in ("mixup", "cutmix"):
+        if getattr(args, flag, 0) < 0:
+            raise FERError(f"--{flag} {getattr(args, flag)}: must be at least 0 (0 turns it off)")
     keras.utils.set_random_seed(args.seed)
     if args.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
@@ -194,9 +203,15 @@ def train(args, options):
 
     print(f"model {args.model}: {model.count_params():,} parameters; run folder {run_dir}", flush=True)
     verbose = 2 if (args.quiet or not sys.stdout.isatty()) else 1
+    if getattr(args, "mixup", 0) or getattr(args, "cutmix", 0):  # runs saved before these flags lack them
+        from data.mixing import MixedBatches
+
+        fit_data = {"x": MixedBatches(train_ds.images, y_train, batch_size, args.mixup, args.cutmix, args.seed)}
+    else:
+        fit_data = {"x": train_ds.images, "y": y_train, "batch_size": batch_size, "shuffle": True}
     try:
-        model.fit(train_ds.images, y_train, batch_size=batch_size, epochs=args.epochs,
-                  validation_data=(val_ds.images, y_val), callbacks=callbacks, verbose=verbose, shuffle=True)
+        model.fit(**fit_data, epochs=args.epochs, validation_data=(val_ds.images, y_val),
+                  callbacks=callbacks, verbose=verbose)
     except KeyboardInterrupt:
         keeper.finish("interrupted")
         print(f"\ninterrupted after epoch {info.get('epochs_done', 0)}; continue with: "
