@@ -132,7 +132,7 @@ def train(args, options):
     if not 0 <= args.ema < 1:
         raise FERError(f"--ema {args.ema}: must be at least 0 and below 1")
     for flag in ("mixup", "cutmix"):
-        if getattr(args, flag, 0) < 0:
+        if getattr(args, flag) < 0:
             raise FERError(f"--{flag} {getattr(args, flag)}: must be at least 0 (0 turns it off)")
     keras.utils.set_random_seed(args.seed)
     if args.mixed_precision:
@@ -203,7 +203,7 @@ def train(args, options):
 
     print(f"model {args.model}: {model.count_params():,} parameters; run folder {run_dir}", flush=True)
     verbose = 2 if (args.quiet or not sys.stdout.isatty()) else 1
-    if getattr(args, "mixup", 0) or getattr(args, "cutmix", 0):  # runs saved before these flags lack them
+    if args.mixup or args.cutmix:
         from data.mixing import MixedBatches
 
         fit_data = {"x": MixedBatches(train_ds.images, y_train, batch_size, args.mixup, args.cutmix, args.seed)}
