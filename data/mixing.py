@@ -27,7 +27,8 @@ class MixedBatches(keras.utils.PyDataset):
         if mixup < 0 or cutmix < 0:
             raise ValueError("mixup and cutmix alphas must be at least 0")
         self.images, self.labels = images, np.asarray(labels, np.float32)
-        self.batch_size, self.mixup, self.cutmix, self.seed = batch_size, mixup, cutmix, seed
+        self.batch_size, self.seed = batch_size, seed
+        self._alphas = {kind: alpha for kind, alpha in (("mixup", mixup), ("cutmix", cutmix)) if alpha > 0}
         self.epoch = 0
         self._order = self._shuffle()
 
@@ -39,12 +40,12 @@ class MixedBatches(keras.utils.PyDataset):
         rng = np.random.default_rng([self.seed, self.epoch, index])
         idx = self._order[index * self.batch_size:(index + 1) * self.batch_size]
         x = self.images[idx].astype(np.float32)
-        y = self.labels[idx].copy()
-        kind = self._pick(rng)
-        if kind is None or len(idx) < 2:
+        y = self.labels[idx]
+        if not self._alphas or len(idx) < 2:
             return x, y
+        kind = list(self._alphas)[rng.integers(len(self._alphas))]
         partner = rng.permutation(len(idx))
-        lam = rng.beta(getattr(self, kind), getattr(self, kind))
+        lam = rng.beta(self._alphas[kind], self._alphas[kind])
         if kind == "mixup":
             x = lam * x + (1 - lam) * x[partner]
         else:
@@ -59,10 +60,6 @@ class MixedBatches(keras.utils.PyDataset):
 
     def _shuffle(self):
         return np.random.default_rng([self.seed, self.epoch]).permutation(len(self.images))
-
-    def _pick(self, rng):
-        kinds = [k for k in ("mixup", "cutmix") if getattr(self, k) > 0]
-        return kinds[rng.integers(len(kinds))] if kinds else None
 
 
 def _box(rng, lam, shape):
