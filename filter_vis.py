@@ -12,11 +12,8 @@ shows the layer's feature maps for row --image of that file.
 import argparse
 import sys
 
-import fer
-
-fer.plain_kernels_for_input_gradients()  # before TensorFlow loads
-
-from fer.cli import run_main  # noqa: E402
+from ferbase.cli import run_main
+from ferbase.quiet import configure_tensorflow
 
 
 def build_parser():
@@ -37,13 +34,14 @@ def build_parser():
 
 
 def main(argv=None):
+    configure_tensorflow(input_gradients=True)  # before TensorFlow loads
     return run_main(lambda: run(build_parser().parse_args(argv)))
 
 
 def run(args):
     import data
-    from fer import explain, figures
-    from fer.errors import FERError
+    from ferkit import explain, figures
+    from ferbase.errors import FERError
     from models import load_run
 
     if args.filters < 1 or args.steps < 0:

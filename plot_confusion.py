@@ -11,7 +11,8 @@ beside the image (or to the file named).
 import argparse
 import sys
 
-from fer.cli import run_main
+from ferbase.cli import run_main
+from ferbase.quiet import configure_tensorflow
 
 
 def build_parser():
@@ -30,14 +31,15 @@ def build_parser():
 
 
 def main(argv=None):
+    configure_tensorflow()  # before TensorFlow loads
     return run_main(lambda: plot(build_parser().parse_args(argv)))
 
 
 def evaluate(nets, ds, tta=False, batch_size=256):
     """(metrics dict, predicted classes, probabilities) of `nets` (ensembled) on a labelled Dataset."""
     import data
-    from fer.figures import confusion_metrics
-    from fer.inference import predict_proba
+    from ferkit.figures import confusion_metrics
+    from ferkit.inference import predict_proba
 
     probs = predict_proba(nets, ds.images, tta=tta, batch_size=batch_size)
     pred = probs.argmax(axis=1)
@@ -46,10 +48,10 @@ def evaluate(nets, ds, tta=False, batch_size=256):
 
 def plot(args):
     import data
-    from fer import figures
-    from fer.atomic import write_json
-    from fer.errors import FERError
-    from fer.inference import load_runs
+    from ferkit import figures
+    from ferbase.atomic import write_json
+    from ferbase.errors import FERError
+    from ferkit.inference import load_runs
 
     if not args.data:
         raise FERError("--data CSV is required: the labelled file to evaluate on")

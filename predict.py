@@ -13,7 +13,8 @@ import argparse
 import sys
 import time
 
-from fer.cli import run_main
+from ferbase.cli import run_main
+from ferbase.quiet import configure_tensorflow
 
 
 def build_parser():
@@ -33,6 +34,7 @@ def build_parser():
 
 
 def main(argv=None):
+    configure_tensorflow()  # before TensorFlow loads
     return run_main(lambda: predict(build_parser().parse_args(argv)))
 
 
@@ -40,9 +42,9 @@ def predict(args):
     import numpy as np
 
     import data
-    from fer.atomic import atomic_open
-    from fer.errors import FERError
-    from fer.inference import load_runs, predict_proba
+    from ferbase.atomic import atomic_open
+    from ferbase.errors import FERError
+    from ferkit.inference import load_runs, predict_proba
 
     if args.chunk_rows < 1 or args.batch_size < 1:
         raise FERError("--chunk-rows and --batch-size must be positive")

@@ -12,11 +12,8 @@ the predicted class unless --target true.
 import argparse
 import sys
 
-import fer
-
-fer.plain_kernels_for_input_gradients()  # before TensorFlow loads
-
-from fer.cli import run_main  # noqa: E402
+from ferbase.cli import run_main
+from ferbase.quiet import configure_tensorflow
 
 METHOD_ORDER = ("vanilla", "smoothgrad", "gradcam", "ig")
 
@@ -39,6 +36,7 @@ def build_parser():
 
 
 def main(argv=None):
+    configure_tensorflow(input_gradients=True)  # before TensorFlow loads
     return run_main(lambda: run(build_parser().parse_args(argv)))
 
 
@@ -67,7 +65,7 @@ def pick_examples(labels, pred, per_class, seed=0):
 
 def compute_maps(model, images, classes, methods, layer=None, samples=25, steps=50, seed=0):
     """[(column title, maps)] for each method name."""
-    from fer import explain
+    from ferkit import explain
 
     cols = []
     for name in methods:
@@ -92,9 +90,9 @@ def saliency_figure_for(model, info, ds, methods, per_class=2, layer=None, targe
     import numpy as np
 
     import data
-    from fer import explain, figures
-    from fer.errors import FERError
-    from fer.inference import predict_proba
+    from ferkit import explain, figures
+    from ferbase.errors import FERError
+    from ferkit.inference import predict_proba
 
     if layer is not None and "gradcam" in methods:
         explain.get_map_layer(model, layer)  # fail before the slow part
@@ -124,8 +122,8 @@ def saliency_figure_for(model, info, ds, methods, per_class=2, layer=None, targe
 
 def run(args):
     import data
-    from fer import explain, figures
-    from fer.errors import FERError
+    from ferkit import explain, figures
+    from ferbase.errors import FERError
     from models import load_run
 
     if not args.data:

@@ -8,7 +8,7 @@
 """
 import sys
 
-from fer import train
+from ferkit import train
 
 
 def main(argv=None):

@@ -8,7 +8,7 @@ cnn3, the report's best. Same options and run folder as train_cnn.py.
 """
 import sys
 
-from fer import train
+from ferkit import train
 
 
 def main(argv=None):

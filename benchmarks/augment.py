@@ -167,7 +167,7 @@ def step_overhead(args):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    from fer.quiet import import_keras
+    from ferbase.quiet import import_keras
 
     keras = import_keras()
     import train_throughput as tt

@@ -7,9 +7,9 @@
     python benchmarks/train_throughput.py --models cnn1 --precision mixed_bfloat16
     python benchmarks/train_throughput.py --models cnn1 --jit-compile true --no-augment
 
-For each model: training images/s through `model.fit` exactly as fer/train.py calls it (uint8
+For each model: training images/s through `model.fit` exactly as ferkit/train.py calls it (uint8
 numpy arrays, Adam, categorical cross-entropy, the default augmentation layer and preprocessing
-(blur 2.5, per-image standardization) inside the model unless told otherwise), one whole fit of --steps batches after a warm-up fit; inference
+(per-image standardization) inside the model unless told otherwise), one whole fit of --steps batches after a warm-up fit; inference
 images/s through `model.predict`; forward FLOPs per image counted analytically from the layer
 shapes (convolution and dense multiply-adds x 2; batch norm, pooling and activations are not
 counted); the measured peak of a 2048x2048 matrix multiply through keras.ops in the same backend
@@ -38,19 +38,17 @@ def build_parser():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--models", default=None, help="comma-separated model names (default: all registered)")
-    p.add_argument("--batch-size", type=int, default=64, help="training batch (fer/train.py's default)")
+    p.add_argument("--batch-size", type=int, default=64, help="training batch (ferkit/train.py's default)")
     p.add_argument("--infer-batch-size", type=int, default=256, help="inference batch (predict.py's default)")
     p.add_argument("--precision", choices=["float32", "mixed_bfloat16"], default="float32")
     p.add_argument("--steps", type=int, default=30, help="timed training steps per model")
     p.add_argument("--warmup", type=int, default=3, help="untimed training steps first (tracing, allocation)")
     p.add_argument("--no-augment", dest="augment", action="store_false",
-                   help="train without the augmentation layer (default: with it, as fer/train.py)")
-    p.add_argument("--blur", type=float, default=2.5,
-                   help="Gaussian blur preprocessing inside the model, as fer/train.py's default (0: none)")
+                   help="train without the augmentation layer (default: with it, as ferkit/train.py)")
     p.add_argument("--no-standardize", dest="standardize", action="store_false",
-                   help="no per-image standardization (fer/train.py's default has it)")
+                   help="no per-image standardization (ferkit/train.py's default has it)")
     p.add_argument("--jit-compile", choices=["auto", "true", "false"], default="auto",
-                   help="model.compile(jit_compile=...); 'auto' is what fer/train.py uses")
+                   help="model.compile(jit_compile=...); 'auto' is what ferkit/train.py uses")
     p.add_argument("--threads", type=int, default=0,
                    help="threads for every framework: TF intra- and inter-op, torch, JAX's XLA (0: their defaults); "
                         "--threads 1 with the img/CPU-s columns gives figures a busy machine does not distort")
@@ -139,9 +137,9 @@ def measure_keras(name, args, rng):
     import models
 
     augment = {"erasing": 0.0, "seed": 1} if args.augment else None
-    from fer.train import parse_options
+    from ferkit.train import parse_options
 
-    preprocess = {"blur": getattr(args, "blur", 0.0), "standardize": getattr(args, "standardize", False)}
+    preprocess = {"standardize": getattr(args, "standardize", False)}
     model = models.build_model(name, augment=augment, preprocess=preprocess,
                                **parse_options(getattr(args, "option", [])))
     jit = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
@@ -322,7 +320,7 @@ def main(argv=None):
         print(json.dumps(torch_cnn1_reference(args.batch_size, args.steps, args.warmup, args.infer_batch_size)))
         return 0
 
-    from fer.quiet import import_keras
+    from ferbase.quiet import import_keras
 
     keras = import_keras()  # as the project's scripts import it (same TensorFlow settings)
     import numpy as np
@@ -353,7 +351,7 @@ def main(argv=None):
     peak = matmul_peak(compute_dtype)
     print(f"machine: {machine()}; Keras {keras.__version__}, backend {backend}, precision {args.precision}, "
           f"jit_compile {args.jit_compile}, augmentation {'on' if args.augment else 'off'}, "
-          f"preprocessing blur {args.blur} / standardize {'on' if args.standardize else 'off'}, "
+          f"preprocessing: standardize {'on' if args.standardize else 'off'}, "
           f"batch {args.batch_size}, {args.steps} timed steps"
           + "".join(f", {o}" for o in args.option) + (", fused BN" if args.fused_bn else "")
           + (f", intra/inter-op threads {args.intra_op}/{args.inter_op}" if args.intra_op or args.inter_op else "")

@@ -18,8 +18,8 @@ import zlib
 import numpy as np
 import pandas as pd
 
-from fer.atomic import atomic_path
-from fer.errors import FERError
+from ferbase.atomic import atomic_path
+from ferbase.errors import FERError
 
 CLASS_NAMES = ("Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral")
 NUM_CLASSES = len(CLASS_NAMES)

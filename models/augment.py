@@ -15,7 +15,7 @@ import keras
 from keras import ops
 
 
-@keras.saving.register_keras_serializable(package="fer")
+@keras.saving.register_keras_serializable(package="ferkit")
 class RandomAffine(keras.layers.Layer):
     """Random rotation (degrees), shift (fraction of size), zoom (fraction) and horizontal flip,
     fused into one resampling. `fill_mode` as ImageDataGenerator's default: 'nearest'."""
@@ -118,7 +118,7 @@ def _tf_outside_xla():
         return False
 
 
-@keras.saving.register_keras_serializable(package="fer")
+@keras.saving.register_keras_serializable(package="ferkit")
 class RandomErasing(keras.layers.Layer):
     """Random erasing (Zhong et al. 2017): with probability `rate`, one rectangle of `area`
     (fraction of the image) and aspect ratio in [1/3, 3] is filled with uniform noise."""

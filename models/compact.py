@@ -9,7 +9,7 @@ large dense layers. Plain 3x3 convolutions, which oneDNN runs efficiently on a C
 """
 from keras import layers
 
-from . import register
+from .registry import register
 
 
 def _conv_bn(x, filters, kernel=3, strides=1, relu=True, name=None):

@@ -9,7 +9,7 @@ added by models.build_model as the `logits` and `probs` layers.
 """
 from keras import layers
 
-from . import register
+from .registry import build_model, register
 
 
 def _bn(x, on):
@@ -88,8 +88,6 @@ def dnn_params(width, depth, inputs=48 * 48, classes=7):
 
 
 def dnn_width(match, depth):
-    from . import build_model
-
     target = build_model(match).count_params()
     # params(width) grows monotonically: bisect for the closest width.
     lo, hi = 1, 1 << 16

@@ -12,7 +12,10 @@ import glob
 import json
 import os
 
-from fer.errors import FERError
+from ferbase.atomic import atomic_path
+from ferbase.errors import FERError
+
+from .registry import build_model
 
 RUN_FILE = "run.json"
 WEIGHTS_FILE = "best.weights.h5"
@@ -59,10 +62,17 @@ def newest_run(runs_dir=RUNS_DIR):
     return os.path.dirname(bundled[0]) if bundled else None
 
 
+# Preprocessing that earlier versions put inside the network (a Gaussian blur against a blurred
+# copy of FER2013's training split); a run that used it is a different network from today's.
+_RETIRED_PREPROCESS = ("blur", "test_blur")
+
+
 def build_from_info(info, augment=False):
     """The run's network, rebuilt from its JSON (without augmentation unless asked)."""
-    from . import build_model
-
+    retired = [k for k in _RETIRED_PREPROCESS if (info.get("preprocess") or {}).get(k)]
+    if retired:
+        raise FERError(f"{info.get('run_dir', 'this run')}: trained by an older version of this toolkit "
+                       f"(with {' and '.join(retired)} preprocessing, since removed); retrain it")
     return build_model(info["model"], augment=info.get("augment") if augment else None,
                        preprocess=info.get("preprocess"), **info.get("options", {}))
 
@@ -88,8 +98,6 @@ def save_weights(model, path):
     import tempfile
 
     import h5py
-
-    from fer.atomic import atomic_path
 
     with tempfile.TemporaryDirectory() as scratch, atomic_path(path) as lean:
         full = os.path.join(scratch, "full.weights.h5")

@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 
-from fer.atomic import atomic_path, write_json  # noqa: E402
+from ferbase.atomic import atomic_path, write_json  # noqa: E402
 from models import runs  # noqa: E402
 
 

@@ -10,9 +10,9 @@ sys.path.insert(0, ROOT)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # One process runs training and explanations alike, so the whole suite takes the explanation
 # scripts' setting (oneDNN input gradients crash on AVX-512 CPUs); before TensorFlow loads.
-import fer  # noqa: E402
+from ferbase.quiet import configure_tensorflow  # noqa: E402
 
-fer.plain_kernels_for_input_gradients()
+configure_tensorflow(input_gradients=True)
 
 from data import synthetic  # noqa: E402
 

@@ -118,7 +118,7 @@ def test_filter_vis_script(trained_run, synthetic_csvs, tmp_path, capsys):
     maps = tmp_path / "f-maps.png"
     assert maps.exists()
     # the face + the layer's (at most 32) maps in a near-square grid
-    from fer import explain
+    from ferkit import explain
     from models import load_run
 
     model, _ = load_run(str(trained_run))

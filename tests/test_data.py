@@ -8,7 +8,7 @@ import pytest
 
 import data
 from data import synthetic
-from fer.errors import FERError
+from ferbase.errors import FERError
 from tests.conftest import real_data
 
 

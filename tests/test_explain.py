@@ -6,8 +6,8 @@ import pytest
 keras = pytest.importorskip("keras")
 
 from data import synthetic  # noqa: E402
-from fer import explain  # noqa: E402
-from fer.errors import FERError  # noqa: E402
+from ferkit import explain  # noqa: E402
+from ferbase.errors import FERError  # noqa: E402
 
 
 @pytest.fixture(scope="module")

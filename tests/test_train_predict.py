@@ -74,7 +74,7 @@ def test_predict_uses_the_newest_run_under_runs(trained_run, synthetic_csvs, tmp
 
 
 def test_resume_continues_an_interrupted_run(synthetic_csvs, tmp_path, monkeypatch, capsys):
-    from fer import callbacks
+    from ferkit import callbacks
 
     out = tmp_path / "run"
     args = [str(synthetic_csvs["train"]), "--model", "fernet", "--option", "width=4", "--epochs", "4",
@@ -165,44 +165,6 @@ def test_no_run_anywhere_is_a_clear_message(synthetic_csvs, tmp_path, monkeypatc
     assert "no trained run under runs/" in one_error_line(capsys)
 
 
-def test_adabn_moves_batchnorm_statistics_to_the_target_and_nothing_else(trained_run):
-    import keras
-
-    import models
-    from fer.inference import adapt_batchnorm
-
-    model, _ = models.load_run(trained_run)
-    before = {v.path: np.array(v.numpy()) for v in model.weights}
-    x, _ = synthetic.make_faces(256, seed=11)
-    shifted = np.clip(x.astype(np.float32) * 0.5 + 100, 0, 255)  # a flatter, brighter "domain"
-    assert adapt_batchnorm(model, shifted, batch_size=64) > 0
-    changed = [v.path for v in model.weights if not np.allclose(before[v.path], v.numpy())]
-    assert changed and all("moving_mean" in p or "moving_variance" in p for p in changed)
-    first_bn = next(layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization))
-    feed = keras.Model(model.inputs, first_bn.input)
-    target_mean = np.asarray(feed(shifted, training=False)).mean(axis=(0, 1, 2))
-    np.testing.assert_allclose(first_bn.moving_mean.numpy(), target_mean, atol=0.1 * np.abs(target_mean).max() + 1e-3)
-
-
-def test_adapt_bn_script_sets_test_blur_and_writes_a_usable_run(trained_run, synthetic_csvs, tmp_path, capsys):
-    import json
-
-    import predict
-    from scripts import adapt_bn
-
-    out = tmp_path / "adapted"
-    rc = adapt_bn.main([str(trained_run), str(synthetic_csvs["test"]), "--out", str(out),
-                        "--test-blur", "1.5", "--val", str(synthetic_csvs["val"])])
-    assert rc == 0
-    info = json.loads((out / "run.json").read_text())
-    assert info["preprocess"]["test_blur"] == 1.5
-    assert info["bn_adapted_on"]["file"] == "test.csv" and 0 <= info["val_accuracy"] <= 1
-    assert "before adaptation" in capsys.readouterr().out
-    assert predict.main([str(synthetic_csvs["test"]), str(tmp_path / "out.csv"), "--weights", str(out)]) == 0
-    # a second run into the same folder must not overwrite it
-    assert adapt_bn.main([str(trained_run), str(synthetic_csvs["test"]), "--out", str(out)]) == 2
-
-
 def test_ema_keeps_the_averaged_weights_it_validated(synthetic_csvs, tmp_path):
     """With --ema the saved best weights are the averaged ones that validation scored: loading them
     reproduces the logged val_loss (the raw weights, saved by a misordered callback, would not)."""
@@ -227,7 +189,7 @@ def test_ema_momentum_must_be_below_one(synthetic_csvs, tmp_path, capsys):
 
 
 def test_hardware_names_cpu_model_and_vector_width(tmp_path):
-    from fer.train import _hardware
+    from ferkit.train import _hardware
 
     info = tmp_path / "cpuinfo"
     info.write_text("processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse2 avx2 avx512f\n")

@@ -1,7 +1,7 @@
 """How every script ends: bad input is one line on stderr and exit status 2, never a traceback."""
 import sys
 
-from fer.errors import FERError
+from ferbase.errors import FERError
 
 
 def run_main(fn):

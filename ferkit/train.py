@@ -14,9 +14,10 @@ import re
 import sys
 import time
 
-from fer.atomic import write_json
-from fer.cli import run_main
-from fer.errors import FERError
+from ferbase.atomic import write_json
+from ferbase.cli import run_main
+from ferbase.errors import FERError
+from ferbase.quiet import configure_tensorflow
 
 
 def build_parser(prog, default_model, description, model_choices=None):
@@ -57,13 +58,6 @@ def build_parser(prog, default_model, description, model_choices=None):
     p.add_argument("--cutmix", type=float, default=0.0, metavar="ALPHA",
                    help="CutMix: paste a box of another face, labels weighted by its area, lambda ~ Beta(ALPHA, ALPHA), "
                         "e.g. 1.0; with --mixup too, each batch takes one of the two")
-    p.add_argument("--blur", type=float, default=1.0, metavar="SIGMA",
-                   help="Gaussian blur (pixels) inside the model, in training and inference alike: smooths the "
-                        "JPEG noise of both (models/preprocess.py); 0 turns it off")
-    p.add_argument("--test-blur", type=float, default=3.25, metavar="SIGMA",
-                   help="Gaussian blur (pixels) inside the model at inference only: gives the sharp test faces the "
-                        "blur the training split of this FER2013 copy already carries (benchmarks/domain_shift.py); "
-                        "0 turns it off (do so for data whose training and test faces are alike)")
     p.add_argument("--no-standardize", dest="standardize", action="store_false",
                    help="no per-image standardization inside the model")
     p.add_argument("--mixed-precision", action="store_true", help="mixed_bfloat16 (for GPUs that have it)")
@@ -98,6 +92,7 @@ def parse_options(pairs):
 def main(argv, prog, default_model, description, model_choices=None, extra_args=None, options_from_args=None):
     """Entry point shared by the train_*.py scripts. `extra_args(parser)` adds script options,
     `options_from_args(args)` turns them into model options."""
+    configure_tensorflow()  # before TensorFlow loads
     parser = build_parser(prog, default_model, description, model_choices)
     if extra_args:
         extra_args(parser)
@@ -113,9 +108,11 @@ def main(argv, prog, default_model, description, model_choices=None, extra_args=
 
 
 def train(args, options):
+    # Imported here, not at the top: TensorFlow must load after configure_tensorflow() and only
+    # once the arguments parsed, so --help and argument errors come back at once.
     import data
     import models  # first: it imports Keras quietly
-    from fer.callbacks import CosineSchedule, RunKeeper
+    from ferkit.callbacks import CosineSchedule, RunKeeper
     from models import runs
 
     keras = models.keras
@@ -162,7 +159,7 @@ def train(args, options):
         augment = {"erasing": args.erasing, "seed": args.seed}
     strategy_scope, batch_size = _distribution(args)
     with strategy_scope:
-        preprocess = {"blur": args.blur, "test_blur": args.test_blur, "standardize": args.standardize}
+        preprocess = {"standardize": args.standardize}
         model = models.build_model(args.model, augment=augment, preprocess=preprocess, **options)
         model.compile(optimizer=_optimizer(args, keras),
                       loss=keras.losses.CategoricalCrossentropy(label_smoothing=args.label_smoothing),

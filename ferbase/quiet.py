@@ -1,4 +1,5 @@
-"""Import Keras without TensorFlow's C++ start-up chatter on stderr.
+"""Import Keras without TensorFlow's C++ start-up chatter on stderr, and the one TensorFlow
+setting scripts choose (oneDNN kernels), made by an explicit call, never on import.
 
 TensorFlow writes absl/CUDA notices ("Could not find cuda drivers", "failed call to cuInit")
 straight to file descriptor 2 while it loads and first looks for devices; TF_CPP_MIN_LOG_LEVEL
@@ -10,9 +11,23 @@ import os
 import sys
 
 
+def configure_tensorflow(input_gradients=False):
+    """Call first in a script's main(), before TensorFlow loads (later it has no effect).
+
+    TensorFlow enables its oneDNN kernels by itself only on CPUs with AVX-512 and the like; on
+    AVX2 machines turning them on cuts the CPU time of a training step by about a third
+    (docs/PERFORMANCE.md), so training and prediction ask for them. Scripts that take gradients
+    with respect to the input (saliency, filter patterns) pass input_gradients=True: oneDNN's
+    kernels for those corrupt the heap on AVX-512 CPUs (TensorFlow 2.21). A TF_ENABLE_ONEDNN_OPTS
+    already in the environment (the user's) wins either way."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0" if input_gradients else "1")
+
+
 def import_keras():
     if "keras" in sys.modules:
         return sys.modules["keras"]
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         sys.stderr.flush()
         saved = os.dup(2)

@@ -1,6 +1,6 @@
 """Why did the network say that? Saliency maps, Grad-CAM, integrated gradients, filter patterns.
 
-    from fer import explain
+    from ferkit import explain
     maps = explain.vanilla_saliency(model, images, classes)     # (N, 48, 48) float, >= 0
     maps = explain.smoothgrad(model, images, classes)
     maps = explain.gradcam(model, images, classes)              # layer chosen automatically
@@ -27,8 +27,8 @@ import inspect
 
 import numpy as np
 
-from fer.errors import FERError
-from fer.quiet import import_keras
+from ferbase.errors import FERError
+from ferbase.quiet import import_keras
 
 keras = import_keras()  # TensorFlow's start-up notices stay off stderr
 ops = keras.ops

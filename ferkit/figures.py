@@ -7,8 +7,8 @@ import os
 
 import numpy as np
 
-from fer.atomic import atomic_path
-from fer.errors import FERError
+from ferbase.atomic import atomic_path
+from ferbase.errors import FERError
 
 
 def new_figure(width, height):
@@ -135,7 +135,7 @@ def confusion_figure(m, title):
 
 def saliency_figure(faces, columns, titles, colors=None, suptitle=None, alpha=0.5, cmap="jet"):
     """Rows are faces; first column the face, then one overlay per (name, maps (N,48,48)) column."""
-    from fer.explain import normalize
+    from ferkit.explain import normalize
 
     n, ncol = len(faces), 1 + len(columns)
     fig = new_figure(1.7 * ncol, 1.9 * max(n, 1) + 0.5)

@@ -5,8 +5,9 @@ import math
 import os
 import time
 
-from fer.atomic import atomic_open, write_json
-from fer.quiet import import_keras
+from ferbase.atomic import atomic_open, write_json
+from ferbase.quiet import import_keras
+from models import runs
 
 keras = import_keras()  # TensorFlow's start-up notices stay off stderr
 
@@ -28,8 +29,6 @@ class RunKeeper(keras.callbacks.Callback):
         self.history = [row for row in self.history if int(row["epoch"]) <= start]
 
     def on_epoch_end(self, epoch, logs=None):
-        from models import runs
-
         logs = dict(logs or {})
         lr = self.model.optimizer.learning_rate
         row = {"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()},
@@ -45,8 +44,6 @@ class RunKeeper(keras.callbacks.Callback):
         write_json(os.path.join(self.run_dir, runs.RUN_FILE), self.info)
 
     def finish(self, status):
-        from models import runs
-
         self.info["status"] = status
         if self.t_start is not None:
             self.info["train_seconds"] = round(self._elapsed(), 1)

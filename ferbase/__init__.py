@@ -1,0 +1,10 @@
+"""The bottom layer of the toolkit: what every other part may use and which uses none of them.
+
+    errors.py   FERError, the one exception type for a user's mistake (one line, exit 2)
+    atomic.py   atomic file writes (temporary file + rename)
+    cli.py      run_main: how every script ends (one-line errors, exit codes)
+    quiet.py    import_keras without TensorFlow's start-up chatter; configure_tensorflow()
+
+Layers, each importing only from those before it:
+    ferbase  ->  data, models  ->  ferkit (training, inference, explanation, figures)  ->  scripts
+"""
