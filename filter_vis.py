@@ -1,33 +1,40 @@
 #!/usr/bin/env python
 """What a layer's filters look for: activation-maximization patterns and feature maps of a face.
 
-    python filter_vis.py --out filters.png                                # last conv of >= 6x6
+    python filter_vis.py --out filters.png                    # patterns of the last conv of >= 6x6
     python filter_vis.py --layer conv2d_3 --filters 32 --data public_test.csv.gz --image 12
 
-The first figure shows, for each filter, the input found by gradient ascent from faint noise
-(with jitter and an L2 or total-variation penalty), titled with the filter index and the mean
-activation it reaches. With --data, a second figure (--maps-out, default <out>-maps.<ext>)
-shows the layer's feature maps for row --image of that file.
+The first figure shows, for each filter of --layer, the input found by gradient ascent from faint
+noise (with jitter and an L2 or total-variation penalty), titled with the filter index and the
+mean activation it reaches. With --data, a second figure (--maps-out, default <out>-maps.<ext>)
+shows the feature maps of --maps-layer (default: the last layer still 24x24 or finer, where the
+face is still recognizable) for row --image of that file, all on one colour scale.
 """
 import argparse
 import sys
 
-from ferbase.cli import run_main
+from ferbase.cli import HelpFormatter, positive_int, run_main
 from ferbase.quiet import configure_tensorflow
 
 
 def build_parser():
     p = argparse.ArgumentParser(prog="filter_vis.py", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--weights", metavar="RUN_DIR", help="run folder or .weights.h5 (default: newest run, else the bundled model)")
-    p.add_argument("--layer", metavar="NAME", help="layer to visualize (default: the last convolution of at least 6x6)")
-    p.add_argument("--filters", type=int, default=16, metavar="N", help="visualize the first N filters")
-    p.add_argument("--steps", type=int, default=80, help="gradient-ascent steps")
-    p.add_argument("--penalty", choices=["l2", "tv"], default="l2")
-    p.add_argument("--seed", type=int, default=0)
+                                formatter_class=HelpFormatter)
+    p.add_argument("--weights", metavar="RUN_DIR",
+                   help="run folder or .weights.h5 (default: the best finished run under runs/, else the bundled model)")
+    p.add_argument("--layer", metavar="NAME", help="layer whose filters to visualize (default: the last convolution "
+                                                   "of at least 6x6)")
+    p.add_argument("--filters", type=positive_int, default=16, metavar="N", help="visualize the first N filters")
+    p.add_argument("--steps", type=int, default=80, metavar="N", help="gradient-ascent steps")
+    p.add_argument("--penalty", choices=["l2", "tv"], default="l2",
+                   help="regularizer of the ascent: decay towards grey (l2) or total variation (tv)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the starting noise and jitter")
     p.add_argument("--data", metavar="CSV", help="CSV to take the face for the feature maps from")
+    p.add_argument("--usage", help="Kaggle fer2013.csv: only rows of this Usage")
     p.add_argument("--image", type=int, default=0, metavar="CSV_ROW", help="0-based row of --data")
-    p.add_argument("--maps", type=int, default=32, help="feature maps shown at most")
+    p.add_argument("--maps-layer", metavar="NAME",
+                   help="layer whose feature maps to show (default: the last one of at least 24x24)")
+    p.add_argument("--maps", type=positive_int, default=32, metavar="N", help="feature maps shown at most")
     p.add_argument("--out", default="filters.png", metavar="FILE", help="patterns image to write")
     p.add_argument("--maps-out", metavar="FILE", help="feature-maps image (default: <out>-maps.<ext>)")
     return p
@@ -38,40 +45,51 @@ def main(argv=None):
     return run_main(lambda: run(build_parser().parse_args(argv)))
 
 
-def run(args):
+def check_args(args):
+    """Everything refused before TensorFlow loads: (outputs, the face for the maps or None)."""
     import data
-    from ferkit import explain, figures
     from ferbase.errors import FERError
-    from models import load_run
+    from ferkit import figures, preflight
 
-    if args.filters < 1 or args.steps < 0:
-        raise FERError("--filters must be at least 1 and --steps not negative")
-    figures.check_format(args.out)
+    if args.steps < 0:
+        raise FERError(f"--steps {args.steps}: must not be negative")
     maps_out = args.maps_out or figures.derived_path(args.out, "-maps")
-    face = None
-    if args.data:
-        figures.check_format(maps_out)
-        ds = data.load_csv(args.data)
-        if not 0 <= args.image < len(ds):
-            raise FERError(f"--image {args.image}: {args.data} has rows 0..{len(ds) - 1}")
-        face = ds.images[args.image]
-    elif args.maps_out:
-        raise FERError("--maps-out needs --data CSV (the face whose feature maps to show)")
-    model, info = load_run(args.weights)
-    layer = args.layer or explain.default_filter_layer(model)
-    explain.get_map_layer(model, layer)
+    if args.data is None and (args.maps_out or args.maps_layer):
+        raise FERError("--maps-out and --maps-layer need --data CSV (the face whose feature maps to show)")
+    outputs = [args.out] + ([maps_out] if args.data else [])
+    for path in outputs:
+        figures.check_format(path)
+    preflight.check(outputs, [args.data], [args.weights], usage=args.usage)
+    if args.data is None:
+        return outputs, None
+    ds = data.load_csv(args.data, usage=args.usage)
+    if not 0 <= args.image < len(ds):
+        raise FERError(f"--image {args.image}: {args.data} has rows 0..{len(ds) - 1}")
+    return outputs, ds.images[args.image]
+
+
+def run(args):
+    outputs, face = check_args(args)
+    # Keras (and TensorFlow) load here, after the checks: configure_tensorflow ran first.
+    from ferkit import explain, figures
+    from ferkit.evaluate import load_models
+
+    model, info = load_models([args.weights], outputs=outputs)[0]
+    layer = explain.get_map_layer(model, args.layer or explain.default_filter_layer(model)).name
+    maps_layer = explain.get_map_layer(model, args.maps_layer or explain.default_maps_layer(model)).name
     pats = explain.filter_patterns(model, layer, filters=args.filters, steps=args.steps, penalty=args.penalty,
                                    seed=args.seed)
     figures.save(figures.patterns_figure(pats, f"{info['model']} layer {layer}: inputs that excite each filter"),
-                 args.out)
+                 outputs[0])
     gain = ", ".join(f"{int(f)}: {a0:.2f}->{a:.2f}" for f, a0, a in
                      zip(pats.filters[:8], pats.start_activation[:8], pats.activation[:8]))
-    print(f"wrote {args.out}: {len(pats.filters)} filters of {layer} (activation from noise -> reached: {gain}"
+    print(f"wrote {outputs[0]}: {len(pats.filters)} filters of {layer} (activation from noise -> reached: {gain}"
           f"{', ...' if len(pats.filters) > 8 else ''})")
     if face is not None:
-        maps = explain.feature_maps(model, layer, face)
-        figures.save(figures.feature_maps_figure(face, maps, layer, args.maps), maps_out)
-        print(f"wrote {maps_out}: feature maps of {layer} for row {args.image} of {args.data}")
+        maps = explain.feature_maps(model, maps_layer, face)
+        figures.save(figures.feature_maps_figure(face, maps, maps_layer, args.maps), outputs[1])
+        print(f"wrote {outputs[1]}: feature maps of {maps_layer} ({'x'.join(map(str, maps.shape))}) for row "
+              f"{args.image} of {args.data}")
     return 0
 
 

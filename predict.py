@@ -1,35 +1,47 @@
 #!/usr/bin/env python
-"""Predict expressions for a FER2013 CSV and write a submission file `id,label`.
+"""Predict expressions for a FER2013 CSV and write a submission file `id,label`, or for the faces
+in a photo, a folder of photos or a video: one row per face, `file,frame,x,y,w,h,label,emotion`.
 
-    python predict.py test.csv.gz out.csv                       # newest run under runs/, else the bundled model
+    python predict.py test.csv.gz out.csv                       # best finished run under runs/ or the bundled model
     python predict.py test.csv.gz out.csv --weights runs/cnn3-20261127-120000
     python predict.py public_test.csv.gz out.csv --tta --weights runs/a --weights runs/b   # TTA + ensemble
 
+    python predict.py photo.jpg faces.csv --annotate annotated/   # also a copy with boxes and emotions
+    python predict.py clip.mp4 faces.csv --every 10                 # every 10th frame of a video
+
 Rows keep the input's order; ids come from the file's id column, else they are 0..N-1. When
 the input has labels, the accuracy is printed too. The input is read in chunks, so memory
-stays flat however long it is; the output appears only when it is complete.
+stays flat however long it is; the output appears only when it is complete. Photos, folders and
+videos: see ferkit/faces.py and the README; exit status 3 means some pictures of a folder could not
+be read (each named on stderr) and the others' rows were written.
 """
 import argparse
 import sys
 import time
 
-from ferbase.cli import run_main
+from ferbase.cli import HelpFormatter, positive_int, run_main
 from ferbase.quiet import configure_tensorflow
 
 
 def build_parser():
     p = argparse.ArgumentParser(prog="predict.py", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("test_csv", help="CSV with id,feature or label,feature (or Kaggle fer2013.csv), plain or .gz")
-    p.add_argument("out_csv", help="where to write id,label")
+                                formatter_class=HelpFormatter)
+    p.add_argument("test_csv", help="CSV with id,feature or label,feature (or Kaggle fer2013.csv), plain or .gz; "
+                   "or a picture (.jpg .png .bmp .webp ...), a folder of pictures (recursive), or a video (.mp4 .avi ...)")
+    p.add_argument("out_csv", help="where to write id,label (CSV input) or file,frame,x,y,w,h,label,emotion (pictures)")
     p.add_argument("--weights", action="append", metavar="RUN_DIR",
-                   help="run folder or .weights.h5 (repeat for an ensemble; default: newest run, "
-                        "else the bundled model)")
+                   help="run folder or .weights.h5 (repeat for an ensemble; default: the finished run under "
+                        "runs/ or bundled model with the best recorded val_accuracy)")
     p.add_argument("--tta", action="store_true", help="test-time augmentation: average 10 flipped/shifted views")
     p.add_argument("--usage", help="Kaggle fer2013.csv: only rows of this Usage (e.g. PrivateTest)")
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--chunk-rows", type=int, default=8192, help="rows read and predicted at a time")
+    p.add_argument("--batch-size", type=positive_int, default=256, help="images per prediction batch")
+    p.add_argument("--chunk-rows", type=positive_int, default=8192, help="rows read and predicted at a time")
     p.add_argument("--probs", action="store_true", help="also write each class's probability")
+    p.add_argument("--every", type=positive_int, metavar="N", help="videos: classify frames 0, N, 2N, ... (default: every frame)")
+    p.add_argument("--annotate", metavar="DIR", help="pictures and videos: write copies with each face's box, "
+                   "emotion and confidence drawn into DIR")
+    p.add_argument("--detector", choices=("mtcnn", "haar"), help="face detector for pictures and videos "
+                   "(default: mtcnn; haar under a Keras backend other than TensorFlow)")
     return p
 
 
@@ -38,23 +50,58 @@ def main(argv=None):
     return run_main(lambda: predict(build_parser().parse_args(argv)))
 
 
+def check_inputs_and_outputs(args, job=None):
+    """Everything that can be refused before TensorFlow loads (about a second): the input file's
+    header and first row (pictures: media.plan, `job`), the named runs' existence, and an output
+    that would overwrite an input."""
+    import os
+
+    import data
+    from ferbase.errors import FERError
+    from ferbase.outputs import check_outputs, run_files
+
+    if job is None:
+        data.check_csv(args.test_csv, usage=args.usage)
+    for w in args.weights or []:
+        if not os.path.exists(w):
+            raise FERError(f"{w}: no such run folder or weights file (--weights)")
+    check_outputs([args.out_csv], [args.test_csv] + [f for w in args.weights or [] for f in run_files(w)])
+
+
 def predict(args):
     import numpy as np
 
     import data
-    from ferbase.atomic import atomic_open
     from ferbase.errors import FERError
-    from ferkit.inference import load_runs, predict_proba
+    from ferbase.outputs import check_outputs, open_output
+    from ferkit import media  # Pillow and OpenCV, no TensorFlow: checks of pictures stay instant too
 
-    if args.chunk_rows < 1 or args.batch_size < 1:
-        raise FERError("--chunk-rows and --batch-size must be positive")
+    job = None
+    if media.input_kind(args.test_csv) != "csv":
+        if args.usage:
+            raise FERError("--usage applies to Kaggle fer2013.csv files, not to pictures or videos")
+        job = media.plan(args.test_csv, args.annotate)
+    elif args.annotate or args.every or args.detector:
+        raise FERError("--annotate, --every and --detector apply to pictures, folders and videos, not CSV input")
+    check_inputs_and_outputs(args, job)
     t0 = time.time()
+    # TensorFlow loads here, after the checks above (ferbase.quiet.configure_tensorflow ran first).
+    from ferkit.inference import load_runs, predict_proba
+    from models import runs
+
+    if not args.weights:
+        check_outputs([args.out_csv], runs.run_inputs(None))  # the default run's files are inputs too
+    if job is not None:
+        from ferkit.faces import predict_files
+
+        return predict_files(job, args.out_csv, weights=args.weights, tta=args.tta, probs=args.probs,
+                             every=args.every or 1, detector=args.detector, batch_size=args.batch_size)
     loaded = load_runs(args.weights)
     nets = [m for m, _ in loaded]
     names = ", ".join(f"{info['model']} ({info['run_dir']})" for _, info in loaded)
     print(f"model: {names}" + (" with TTA" if args.tta else ""), flush=True)
     correct = labelled = rows = 0
-    with atomic_open(args.out_csv, "w", newline="") as out:
+    with open_output(args.out_csv, "w", newline="") as out:
         out.write("id,label" + "".join(f",{c}" for c in data.CLASS_NAMES) * args.probs + "\n")
         for chunk in data.iter_csv(args.test_csv, chunk_rows=args.chunk_rows, usage=args.usage):
             probs = predict_proba(nets, chunk.images, tta=args.tta, batch_size=args.batch_size)

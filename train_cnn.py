@@ -8,17 +8,17 @@
 """
 import sys
 
-from ferkit import train
+from ferkit import train_cli  # no TensorFlow: --help and bad options answer at once
 
 
 def main(argv=None):
-    return train.main(argv, prog="train_cnn.py", default_model="cnn3", description=__doc__.split("\n\n")[0],
-                      extra_args=_extra, options_from_args=_options)
+    return train_cli.main(argv, prog="train_cnn.py", description=__doc__.split("\n\n")[0], model="cnn3",
+                          model_args=_model_args, options_from_args=_options)
 
 
-def _extra(parser):
-    parser.add_argument("--no-batchnorm", dest="batchnorm", action="store_false",
-                        help="build the network without its BatchNormalization layers (report models)")
+def _model_args(group):
+    group.add_argument("--no-batchnorm", dest="batchnorm", action="store_false",
+                       help="build the network without its BatchNormalization layers (report models)")
 
 
 def _options(args):

@@ -8,18 +8,18 @@ cnn3, the report's best. Same options and run folder as train_cnn.py.
 """
 import sys
 
-from ferkit import train
+from ferkit import train_cli  # no TensorFlow: --help and bad options answer at once
 
 
 def main(argv=None):
-    return train.main(argv, prog="train_dnn.py", default_model="dnn", model_choices=["dnn"],
-                      description=__doc__.split("\n\n")[0], extra_args=_extra, options_from_args=_options)
+    return train_cli.main(argv, prog="train_dnn.py", description=__doc__.split("\n\n")[0], model="dnn",
+                          choose_model=False, model_args=_model_args, options_from_args=_options)
 
 
-def _extra(parser):
-    parser.add_argument("--match", choices=["cnn1", "cnn2", "cnn3"], default="cnn3",
-                        help="CNN whose parameter count the DNN matches")
-    parser.add_argument("--depth", type=int, default=3, help="hidden layers")
+def _model_args(group):
+    group.add_argument("--match", choices=["cnn1", "cnn2", "cnn3"], default="cnn3",
+                       help="CNN whose parameter count the DNN matches")
+    group.add_argument("--depth", type=int, default=3, metavar="N", help="hidden layers")
 
 
 def _options(args):

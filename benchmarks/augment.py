@@ -10,17 +10,19 @@ Every pipeline applies the same ranges to batches of --batch-size uint8 images: 
 bilinear interpolation.
 
   ours (fused affine)    models.augment.RandomAffine in training mode, in a tf.function as it
-                         runs inside the training step: one resampling per image
-  ours under XLA         the same layer in a jit_compile=True function (it then resamples with
-                         plain keras.ops gathers, models.augment.affine_resample)
+                         runs inside the training step: one resampling per image, by TensorFlow's
+                         kernel on a machine without GPUs (resampler 'auto')
+  ours, gathers          the same with resampler='gather' (models.augment.affine_resample, plain
+                         keras.ops: what JAX, PyTorch and XLA run)
+  ours under XLA         the gathers in a jit_compile=True function
   ImageDataGenerator     the report's Keras 2 pipeline (tf.keras.preprocessing.image, kept by
                          TensorFlow 2.21 as a legacy API): .flow() over the array, one scipy
                          affine_transform per image in Python
   4 Keras layers         RandomRotation, RandomTranslation, RandomZoom, RandomFlip in a
                          tf.function: four resamplings
 
-Then the cost inside training: cnn1's training step (model.fit, batch 64 as fer/train.py) with
-and without the augmentation layer (benchmarks/train_throughput.py does the timing).
+Then the cost inside training: cnn1's training step (model.fit, batch 64 as ferkit/train.py) with
+and without the augmentation layer (timed by ferkit/throughput.py, as benchmarks/train_throughput.py).
 """
 import argparse
 import os
@@ -28,9 +30,9 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, ROOT)  # run as `python benchmarks/augment.py`: the packages live one level up
+
+from ferbase.quiet import configure_tensorflow  # noqa: E402
 
 DEFAULT_CSV = os.path.join(os.path.dirname(ROOT), "shared", "data", "fer2013", "train.csv.gz")
 ROTATION, SHIFT, ZOOM = 15.0, 0.1, 0.1
@@ -44,7 +46,7 @@ def build_parser():
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--repeats", type=int, default=2, help="passes over the images per pipeline; the best counts")
     p.add_argument("--no-step", dest="step", action="store_false", help="skip the cnn1 training-step overhead")
-    p.add_argument("--step-batch-size", type=int, default=64, help="cnn1 training batch (fer/train.py's default)")
+    p.add_argument("--step-batch-size", type=int, default=64, help="cnn1 training batch (ferkit/train.py's default)")
     p.add_argument("--steps", type=int, default=40, help="timed cnn1 training steps per variant")
     p.add_argument("--threads", type=int, default=0,
                    help="TensorFlow intra- and inter-op threads (0: TF's default); with 1, the img/CPU-s "
@@ -92,6 +94,7 @@ def pipelines(images, batch_size):
     out = {}
     backend = keras.backend.backend()
     ours = RandomAffine(ROTATION, SHIFT, ZOOM, True, seed=1)
+    gathers = RandomAffine(ROTATION, SHIFT, ZOOM, True, seed=1, resampler="gather")
     keras_layers = keras.Sequential([
         keras.layers.RandomRotation(ROTATION / 360.0, fill_mode="nearest", seed=1),
         keras.layers.RandomTranslation(SHIFT, SHIFT, fill_mode="nearest", seed=2),
@@ -107,7 +110,9 @@ def pipelines(images, batch_size):
 
         steps = {
             "ours: RandomAffine (fused, 1 resampling)": tf.function(lambda x: ours(x, training=True)),
-            "ours under XLA (jit_compile=True)": tf.function(lambda x: ours(x, training=True), jit_compile=True),
+            "ours, gathers (resampler='gather')": tf.function(lambda x: gathers(x, training=True)),
+            "ours, gathers under XLA (jit_compile=True)": tf.function(lambda x: gathers(x, training=True),
+                                                                      jit_compile=True),
             "4 Keras preprocessing layers": tf.function(lambda x: keras_layers(tf.cast(x, "float32"), training=True)),
         }
     else:  # eager calls: JAX/torch would need a stateless rewrite to jit
@@ -149,28 +154,24 @@ def _image_data_generator():
 
 
 def step_overhead(args):
-    """cnn1 training step time (ms) and images/s, without and with the augmentation layer."""
-    import argparse as _a
-
-    import numpy as np
-
-    import train_throughput as tt
+    """cnn1 training (images/s, images per CPU-second), without and with the augmentation layer."""
+    from ferkit.throughput import measure_keras
 
     out = {}
     for augment in (False, True):
-        opts = _a.Namespace(batch_size=args.step_batch_size, infer_batch_size=256, steps=args.steps, warmup=3,
-                            augment=augment, jit_compile="auto")
-        r = tt.measure_keras("cnn1", opts, np.random.default_rng(0))
+        r = measure_keras("cnn1", batch_size=args.step_batch_size, steps=args.steps, augment=augment,
+                          standardize=False)
         out[augment] = (r["train_images_per_s"], r["train_images_per_cpu_s"])
     return out
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    configure_tensorflow()  # as the training scripts: before TensorFlow loads
     from ferbase.quiet import import_keras
 
     keras = import_keras()
-    import train_throughput as tt
+    from ferkit import throughput
 
     if args.threads and keras.backend.backend() == "tensorflow":
         import tensorflow as tf
@@ -180,9 +181,8 @@ def main(argv=None):
 
     images, source = load_images(args.train_csv, args.limit)
     n = (len(images) // args.batch_size) * args.batch_size
-    print(f"machine: {tt.machine()}; Keras {keras.__version__}, backend {keras.backend.backend()}"
-          + (f", TensorFlow {tt.tf_version()}, oneDNN ops {tt.onednn_state()}"
-             if keras.backend.backend() == "tensorflow" else ""))
+    print(f"machine: {throughput.machine()}; Keras {keras.__version__}, backend {keras.backend.backend()}"
+          + (f", {throughput.tensorflow_line()}" if keras.backend.backend() == "tensorflow" else ""))
     print(f"{n:,} images from {source}, batches of {args.batch_size}; best of {args.repeats} passes"
           + (f"; TensorFlow threads {args.threads}" if args.threads else ""))
     header = f"{'pipeline':<44} {'images/s':>10} {'vs generator':>13} {'img/CPU-s':>10} {'vs generator':>13}"

@@ -2,16 +2,23 @@
 
     ds = data.load_csv("train.csv.gz")          # course layout: label,feature  (or id,feature)
     ds = data.load_csv("fer2013.csv", usage="PublicTest")   # Kaggle layout: emotion,pixels,Usage
-    ds.images  # uint8 (N, 48, 48, 1);  ds.labels  # int64 (N,) or None;  ds.ids  # (N,) or None
+    ds.images  # uint8 (N, 48, 48, 1);  ds.labels  # int64 (N,) or None;  ds.ids  # str (N,) or None
+    data.check_csv("test.csv")                  # header and first row only: fails fast, before any model loads
 
 Parsing is vectorized with numpy over the whole file (see benchmarks/load_csv.py); a file that
 the fast path cannot read cleanly is read again row by row, which names the first bad row.
-`iter_csv` reads a file in chunks of rows, for inputs too large to hold at once.
+`iter_csv` reads a file in chunks of rows, for inputs too large to hold at once. Both accept and
+refuse the same files: gzip is recognized by its content, whatever the name (.csv or .gz); a file
+with a header and no rows is refused; ids are kept as the text written in the file.
 """
+import csv
 import dataclasses
 import gzip
 import hashlib
+import io
 import os
+import re
+import warnings
 import zipfile
 import zlib
 
@@ -42,7 +49,7 @@ _LAYOUTS = {
 class Dataset:
     images: np.ndarray  # uint8 (N, 48, 48, 1)
     labels: np.ndarray | None  # int64 (N,) in 0..6, or None for an unlabelled file
-    ids: np.ndarray | None  # int64 (N,) from an id column, or None
+    ids: np.ndarray | None  # str (N,) from an id column, exactly as written, or None
     path: str = ""
 
     def __len__(self):
@@ -60,7 +67,7 @@ def load_csv(path, usage=None, cache=True):
     ~/.cache/fer2013-toolkit), keyed on the file's absolute path, size and mtime, so the next
     load of an unchanged file takes a fraction of a second."""
     path = os.fspath(path)
-    _check_file(path)
+    check_csv(path, usage)
     key = _cache_key(path, usage) if cache else None
     if key and (hit := _cache_get(key, path)) is not None:
         return hit
@@ -77,36 +84,92 @@ def load_csv(path, usage=None, cache=True):
     return ds
 
 
-def iter_csv(path, chunk_rows=None, usage=None):
-    """Yield Datasets of at most `chunk_rows` rows each (all rows at once when None)."""
+def check_csv(path, usage=None):
+    """Check what can be checked in a moment, before any model loads: the file exists and can be
+    read, its header is a known layout (with a Usage column if `usage`), and a row follows it.
+    Returns the layout; raises FERError naming the file."""
     path = os.fspath(path)
     _check_file(path)
     if usage is not None and usage not in USAGES:
         raise FERError(f"unknown Usage {usage!r}: choose one of {', '.join(USAGES)}")
     try:
+        with _open_text(path) as f:
+            header, row = f.readline(), f.readline()
+            while row and not row.strip():
+                row = f.readline()
+    except (EOFError, gzip.BadGzipFile, zlib.error) as e:
+        raise FERError(f"{path}: truncated or corrupt gzip file ({_first_line(e)})") from None
+    except UnicodeDecodeError:
+        raise FERError(f"{path}: not a text CSV file") from None
+    except OSError as e:
+        raise FERError(f"{path}: cannot read ({e.strerror or _first_line(e)})") from None
+    if not header.strip():
+        raise FERError(f"{path}: empty file")
+    layout = _layout_of(next(csv.reader([header.rstrip("\r\n")])), path)
+    if usage is not None and layout[3] is None:
+        raise FERError(f"{path}: --usage needs a Usage column, the header is {header.strip()}")
+    if not row:
+        raise FERError(f"{path}: no rows (only a header)")
+    return layout
+
+
+def iter_csv(path, chunk_rows=None, usage=None):
+    """Yield Datasets of at most `chunk_rows` rows each (all rows at once when None)."""
+    path = os.fspath(path)
+    layout = check_csv(path, usage)
+    try:
         reader = pd.read_csv(path, dtype=str, keep_default_na=False, chunksize=chunk_rows or 10**9,
-                             skipinitialspace=True)
-        first_line = 2  # line 1 is the header
-        layout = None
-        for frame in reader:
-            if layout is None:
-                layout = _layout_of(frame.columns, path)
-                if usage is not None and layout[3] is None:
-                    raise FERError(f"{path}: --usage needs a Usage column, the header is {','.join(frame.columns)}")
-            chunk = _parse_frame(frame, layout, path, first_line, usage)
-            first_line += len(frame)
+                             skipinitialspace=True, index_col=False,
+                             compression="gzip" if _is_gzip(path) else None)
+        rows = 0
+        for frame in _frames(reader, path):
+            chunk = _parse_frame(frame, layout, path, usage)
+            rows += len(chunk)
             if len(chunk):
                 yield chunk
-        if layout is None:
-            raise FERError(f"{path}: empty file")
+        if not rows:
+            raise FERError(f"{path}: no rows" + (f" with Usage {usage}" if usage else " (only a header)"))
     except pd.errors.EmptyDataError:
         raise FERError(f"{path}: empty file") from None
     except pd.errors.ParserError as e:
-        raise FERError(f"{path}: not a readable CSV ({_first_line(e)})") from None
+        raise FERError(_parser_problem(e, path)) from None
     except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as e:
         raise FERError(f"{path}: truncated or corrupt file ({_first_line(e)})") from None
     except UnicodeDecodeError:
         raise FERError(f"{path}: not a text CSV file") from None
+
+
+def _frames(reader, path):
+    """The reader's frames; a row with more fields than the header is an error, never shifted
+    columns (pandas only warns when it is the first row, and would drop the extra field)."""
+    with reader:
+        while True:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", pd.errors.ParserWarning)
+                try:
+                    frame = next(reader)
+                except StopIteration:
+                    return
+                except pd.errors.ParserWarning:
+                    raise FERError(_first_long_row(path)) from None
+            yield frame
+
+
+def _parser_problem(e, path):
+    m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(e))
+    if m:
+        return f"{path}, line {m[2]}: {m[3]} fields, but the header has {m[1]}"
+    return f"{path}: not a readable CSV ({_first_line(e)})"
+
+
+def _first_long_row(path):
+    with _open_text(path) as f:
+        rows = csv.reader(f)
+        width = len(next(rows))
+        for line, row in enumerate(rows, start=2):
+            if len(row) > width:
+                return f"{path}, line {line}: {len(row)} fields, but the header has {width}"
+    return f"{path}: rows with more fields than the header"
 
 
 def concat(chunks):
@@ -139,7 +202,7 @@ def cache_dir():
 
 def _cache_key(path, usage):
     st = os.stat(path)
-    text = f"{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}|{usage}|v1"
+    text = f"{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}|{usage}|v2"
     return os.path.join(cache_dir(), hashlib.sha1(text.encode()).hexdigest()[:20] + ".npz")
 
 
@@ -169,6 +232,15 @@ def _check_file(path):
         raise FERError(f"{path}: no such file")
     if os.path.isdir(path):
         raise FERError(f"{path}: is a folder, expected a CSV file")
+    if not os.access(path, os.R_OK):
+        raise FERError(f"{path}: cannot read (permission denied)")
+
+
+def _open_text(path):
+    """The file as text, gunzipped when its content is gzip (whatever its name)."""
+    if _is_gzip(path):
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
+    return open(path, encoding="utf-8", newline="")
 
 
 def _read_bytes(path):
@@ -211,20 +283,18 @@ def _parse_fast(raw, path):
         header = tuple(c.strip() for c in raw[:max(head_end, 0)].decode("ascii").strip().split(","))
     except UnicodeDecodeError:
         return None
-    if header not in (("label", "feature"), ("id", "feature")):
-        return None
+    if header != ("label", "feature"):
+        return None  # ids are kept as written, so id files take the careful path
     values = _ints_per_line(raw, 1 + NUM_PIXELS, separators=b" ,\r", start=head_end + 1)
     if values is None or len(values) == 0:
         return None
     first, pixels = values[:, 0], values[:, 1:]
     if pixels.max() > 255:
         return None
+    if first.max() >= NUM_CLASSES:
+        return None
     images = pixels.astype(np.uint8).reshape(-1, IMAGE_SIZE, IMAGE_SIZE, 1)
-    if header[0] == "label":
-        if first.max() >= NUM_CLASSES:
-            return None
-        return Dataset(images, first.astype(np.int64), None, path)
-    return Dataset(images, None, first.astype(np.int64), path)
+    return Dataset(images, first.astype(np.int64), None, path)
 
 
 def _ints_per_line(buf, per_line, separators=b" ", start=0):
@@ -285,8 +355,9 @@ def _ints_block(a, per_line, separators):
 # ---------------------------------------------------------------- careful path
 
 
-def _parse_frame(frame, layout, path, first_line, usage):
+def _parse_frame(frame, layout, path, usage):
     label_col, id_col, pixel_col, usage_col = layout
+    frame.columns = [str(c).strip() for c in frame.columns]
     if usage is not None:
         frame = frame[frame[usage_col].str.strip() == usage]
     lines = frame.index.to_numpy() + 2  # file line numbers (header is line 1; no blank lines skipped)
@@ -301,24 +372,36 @@ def _parse_frame(frame, layout, path, first_line, usage):
         raise FERError(f"{path}, line {lines[row]}: pixel {col + 1} value {values[row, col]} outside 0..255")
     images = (values if n else np.zeros((0, NUM_PIXELS))).astype(np.uint8).reshape(-1, IMAGE_SIZE, IMAGE_SIZE, 1)
     labels = _int_column(frame, label_col, lines, path, "label", 0, NUM_CLASSES - 1) if label_col else None
-    ids = _int_column(frame, id_col, lines, path, "id", None, None) if id_col else None
+    ids = _id_column(frame, id_col, lines, path) if id_col else None
     return Dataset(images, labels, ids, path)
+
+
+def _id_column(frame, col, lines, path):
+    """Ids exactly as written (a 25-digit id or `1e3` stays that text). Refused: an empty id, and
+    one with a comma or quote, which would break the `id,label` rows written from it."""
+    ids = frame[col].str.strip().to_numpy().astype(str)
+    empty = ids == ""
+    if empty.any():
+        raise FERError(f"{path}, line {lines[int(np.argmax(empty))]}: empty id")
+    odd = np.char.find(ids, ",") + np.char.find(ids, '"') > -2
+    if odd.any():
+        row = int(np.argmax(odd))
+        raise FERError(f"{path}, line {lines[row]}: id {str(ids[row])!r} holds a comma or a quote")
+    return ids
 
 
 def _int_column(frame, col, lines, path, what, lo, hi):
     vals = frame[col].str.strip()
-    out = pd.to_numeric(vals, errors="coerce")
-    bad = out.isna().to_numpy() | (out.to_numpy() != np.floor(out.to_numpy()))
+    out = pd.to_numeric(vals, errors="coerce").to_numpy(dtype=np.float64)
+    bad = np.isnan(out) | (out != np.floor(out))
     if bad.any():
         row = int(np.argmax(bad))
         raise FERError(f"{path}, line {lines[row]}: {what} {vals.iloc[row]!r} is not an integer")
-    out = out.to_numpy().astype(np.int64)
-    if lo is not None:
-        bad = (out < lo) | (out > hi)
-        if bad.any():
-            row = int(np.argmax(bad))
-            raise FERError(f"{path}, line {lines[row]}: {what} {out[row]} outside {lo}..{hi}")
-    return out
+    bad = (out < lo) | (out > hi)  # before the cast, so a huge value is named as written
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise FERError(f"{path}, line {lines[row]}: {what} {vals.iloc[row]} outside {lo}..{hi}")
+    return out.astype(np.int64)
 
 
 def _parse_pixels_slowly(features, lines, path):
@@ -330,6 +413,8 @@ def _parse_pixels_slowly(features, lines, path):
         if len(tokens) != NUM_PIXELS:
             raise FERError(f"{path}, line {line}: {len(tokens)} pixels, expected {NUM_PIXELS} (48x48)")
         for i, tok in enumerate(tokens):
+            if tok[:1] == "-" and tok[1:].isascii() and tok[1:].isdigit():
+                raise FERError(f"{path}, line {line}: pixel {i + 1} value {tok} outside 0..255")
             if not (tok.isascii() and tok.isdigit()):
                 try:
                     float(tok)

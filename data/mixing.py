@@ -55,7 +55,12 @@ class MixedBatches(keras.utils.PyDataset):
         return x, lam * y + (1 - lam) * y[partner]
 
     def on_epoch_end(self):
-        self.epoch += 1
+        self.set_epoch(self.epoch + 1)
+
+    def set_epoch(self, epoch):
+        """Serve epoch `epoch` (from 0): its order and mixing depend on (seed, epoch) alone, so a
+        resumed run (ferkit/train.py calls this at every epoch start) gets an uninterrupted run's batches."""
+        self.epoch = epoch
         self._order = self._shuffle()
 
     def _shuffle(self):

@@ -2,6 +2,7 @@
 
     errors.py   FERError, the one exception type for a user's mistake (one line, exit 2)
     atomic.py   atomic file writes (temporary file + rename)
+    outputs.py  the one way scripts open outputs: never over an input, atomic, one-line OS errors
     cli.py      run_main: how every script ends (one-line errors, exit codes)
     quiet.py    import_keras without TensorFlow's start-up chatter; configure_tensorflow()
 

@@ -2,9 +2,10 @@
 
     from ferkit import explain
     maps = explain.vanilla_saliency(model, images, classes)     # (N, 48, 48) float, >= 0
-    maps = explain.smoothgrad(model, images, classes)
+    maps = explain.smoothgrad(model, images, classes, jitter=8)
     maps = explain.gradcam(model, images, classes)              # layer chosen automatically
     maps = explain.integrated_gradients(model, images, classes)
+    cols = explain.saliency_columns(model, images, classes, ["vanilla", "gradcam"], jitter=8)
     pats = explain.filter_patterns(model, "conv2d_3", filters=16)
     fmap = explain.feature_maps(model, "conv2d_3", image)       # (h, w, channels)
 
@@ -13,13 +14,28 @@ input, a Dense layer named "logits" and then the softmax "probs". Class scores a
 the softmax (Simonyan et al. 2013), and every layer runs in inference mode (BatchNorm uses its
 moving statistics, Dropout and augmentation are off).
 
+Shift averaging (`jitter`). A network that downsamples by strides and pooling (fernet: max-pool,
+then stride-2 convolutions down to a 3x3 map, a total stride of 16) does not see every input
+pixel through the same number of paths: its raw input gradient carries the sampling grid, a
+lattice of blobs 16 px apart with fainter lines every 4 px, over face and background alike
+(the mean |gradient| of an early checkpoint of the bundled fernet over 64 public_test faces peaks
+where rows and columns 16 and 32 cross, and on the border at 16 and 32; an untrained fernet shows
+the same grid, fainter). That lattice belongs to the architecture, not to the face. With
+`jitter=J`, each gradient is taken on a copy of the face shifted by a random (dy, dx) in -J..J
+(border pixels replicated) and shifted back, and each pixel is averaged over the shifts that
+kept it in view: the grid moves against the face from sample to sample and averages out, while
+evidence that moves with the face stays (tests/test_explain.py checks both on a strided model).
+jitter=0 gives the textbook maps.
+
 Gradients work under the TensorFlow, JAX and PyTorch backends of Keras 3: all the
-backend-specific code is the one helper `_grad`; everything else is keras.ops or numpy.
+backend-specific code is the one helper `_grad`; everything else is keras.ops or numpy, and
+forward-pass values leave the backend through `_numpy` (a stopped gradient, which PyTorch
+requires before it hands out an array).
 
 On CPUs with AVX-512, TensorFlow 2.21's oneDNN kernels corrupt the heap when they take the input
 gradient through small strided convolutions (a width-8 fernet crashed every vanilla-gradient run
 on a 2-core AVX-512 EPYC; the plain kernels ran clean), so the explanation scripts call
-fer.plain_kernels_for_input_gradients() before TensorFlow loads; training keeps them.
+ferbase.quiet.configure_tensorflow(input_gradients=True) before TensorFlow loads; training keeps them.
 """
 import dataclasses
 import functools
@@ -34,8 +50,11 @@ keras = import_keras()  # TensorFlow's start-up notices stay off stderr
 ops = keras.ops
 
 IMAGE_SIZE = 48
+NUM_CLASSES = 7
 VALUE_RANGE = 255.0
 GRADCAM_MIN_SIZE = 6  # Grad-CAM layer: the last feature map not coarser than this
+MAPS_MIN_SIZE = 24  # feature maps shown by default: the last layer whose maps are still this fine
+JITTER_SAMPLES = 16  # shifted copies for a shift-averaged vanilla gradient
 
 
 # ---------------------------------------------------------------- the one backend-specific helper
@@ -75,6 +94,12 @@ def _grad(fn, x):
     raise FERError(f"explanations need the tensorflow, jax or torch backend (KERAS_BACKEND is {backend})")
 
 
+def _numpy(t):
+    """A forward-pass result as a float32 numpy array, its gradient stopped first (PyTorch
+    refuses to hand out the array of a tensor that requires grad)."""
+    return np.asarray(ops.convert_to_numpy(ops.stop_gradient(t)), np.float32)
+
+
 # ---------------------------------------------------------------- layers
 
 
@@ -93,19 +118,26 @@ def _call(op, *args, **kwargs):
     return op(*args, **kwargs)
 
 
-def logits_model(model):
-    """The same network (shared weights) ending at the class scores before the softmax."""
+def _logits_layer(model):
     try:
-        logits = model.get_layer("logits")
+        return model.get_layer("logits")
     except ValueError:
         raise FERError(f"model {model.name} has no layer named 'logits'; build it with models.build_model") from None
-    return keras.Model(model.inputs, logits.output, name=f"{model.name}_logits")
+
+
+def logits_model(model):
+    """The same network (shared weights) ending at the class scores before the softmax."""
+    return keras.Model(model.input, _logits_layer(model).output, name=f"{model.name}_logits")
 
 
 def _is_map(layer):
     shape = getattr(layer, "output", None)
     shape = getattr(shape, "shape", None)
     return shape is not None and len(shape) == 4
+
+
+def _size(model, name):
+    return min(model.get_layer(name).output.shape[1:3])
 
 
 def map_layers(model):
@@ -149,7 +181,7 @@ def get_map_layer(model, name):
 
 def gradcam_layer(model, min_size=GRADCAM_MIN_SIZE):
     """Name of the last feature-map layer whose map is at least min_size x min_size."""
-    candidates = [n for n in map_layers(model) if min(model.get_layer(n).output.shape[1:3]) >= min_size]
+    candidates = [n for n in map_layers(model) if _size(model, n) >= min_size]
     if not candidates:
         raise FERError(f"model {model.name} has no convolutional feature map of at least {min_size}x{min_size}; "
                        "Grad-CAM needs one (use vanilla, smoothgrad or ig)")
@@ -157,12 +189,23 @@ def gradcam_layer(model, min_size=GRADCAM_MIN_SIZE):
 
 
 def default_filter_layer(model, min_size=GRADCAM_MIN_SIZE):
-    """The last convolution whose output is at least min_size x min_size (else the last one)."""
+    """The last convolution whose output is at least min_size x min_size (else the last one):
+    deep enough for its filters' patterns to be more than edges."""
     convs = conv_layers(model)
     if not convs:
         raise FERError(f"model {model.name} has no convolution layer to visualize")
-    fine = [n for n in convs if min(model.get_layer(n).output.shape[1:3]) >= min_size]
+    fine = [n for n in convs if _size(model, n) >= min_size]
     return (fine or convs)[-1]
+
+
+def default_maps_layer(model, min_size=MAPS_MIN_SIZE):
+    """The last feature-map layer still at least min_size x min_size (fernet: the output of its
+    first stage, 24x24), whose maps still show the face; else the first feature map."""
+    names = map_layers(model)
+    if not names:
+        raise FERError(f"model {model.name} has no convolution layer to visualize")
+    fine = [n for n in names if _size(model, n) >= min_size]
+    return fine[-1] if fine else names[0]
 
 
 # ---------------------------------------------------------------- inputs
@@ -185,19 +228,22 @@ def _as_classes(classes, n):
         c = np.repeat(c, n)
     if c.shape != (n,):
         raise FERError(f"expected one class index or {n}, got {c.size}")
-    if c.size and (c.min() < 0 or c.max() > 6):
-        raise FERError(f"class index {int(c.max() if c.max() > 6 else c.min())} outside 0..6")
+    if c.size and (c.min() < 0 or c.max() >= NUM_CLASSES):
+        raise FERError(f"class index {int(c.max() if c.max() >= NUM_CLASSES else c.min())} outside 0..6")
     return c
+
+
+def _onehot(classes):
+    return ops.convert_to_tensor(np.eye(NUM_CLASSES, dtype=np.float32)[classes])
 
 
 def _score_fn(net, classes):
     """fn(x) = sum over the batch of each image's class score (images are independent in inference
     mode, so its gradient holds every image's own gradient)."""
-    onehot = np.eye(7, dtype=np.float32)[classes]
+    onehot = _onehot(classes)
 
     def fn(x):
-        logits = _call(net, x)
-        return ops.sum(ops.cast(logits, "float32") * onehot)
+        return ops.sum(ops.multiply(ops.cast(_call(net, x), "float32"), onehot))
 
     return fn
 
@@ -209,64 +255,108 @@ def _input_gradients(net, x, classes, batch_size):
     return out
 
 
+# ---------------------------------------------------------------- shift averaging (see the module doc)
+
+
+def _shift(x, dy, dx):
+    """x (N, H, W, C) moved down by dy and right by dx pixels, border pixels replicated into the
+    space left behind."""
+    j = max(abs(dy), abs(dx))
+    if j == 0:
+        return x
+    h, w = x.shape[1:3]
+    padded = np.pad(x, ((0, 0), (j, j), (j, j), (0, 0)), mode="edge")
+    return padded[:, j - dy:j - dy + h, j - dx:j - dx + w]
+
+
+def _unshift(g, dy, dx):
+    """A gradient taken on _shift(x, dy, dx), moved back onto x's pixels, and the (H, W) mask of
+    the pixels that were in view (the others get 0)."""
+    h, w = g.shape[1:3]
+    out = np.zeros_like(g)
+    seen = np.zeros((h, w), np.float32)
+    rows, cols = slice(max(0, -dy), min(h, h - dy)), slice(max(0, -dx), min(w, w - dx))
+    out[:, rows, cols] = g[:, rows.start + dy:rows.stop + dy, cols.start + dx:cols.stop + dx]
+    seen[rows, cols] = 1.0
+    return out, seen
+
+
+def _mean_gradient(net, points, classes, batch_size, jitter=0, seed=0, magnitude=False):
+    """Weighted mean of the input gradient over `points`, an iterable of (weight, images): with
+    `magnitude`, of |gradient|. With `jitter`, each is taken on a copy shifted by a random
+    (dy, dx) in -jitter..jitter and mapped back; each pixel is averaged over the shifts that
+    kept it in view."""
+    rng = np.random.default_rng(seed)
+    total = seen = 0.0
+    for weight, x in points:
+        dy, dx = (int(v) for v in rng.integers(-jitter, jitter + 1, size=2)) if jitter else (0, 0)
+        g = _input_gradients(net, np.ascontiguousarray(_shift(x, dy, dx)), classes, batch_size)
+        g, mask = _unshift(np.abs(g) if magnitude else g, dy, dx)
+        total = total + weight * g
+        seen = seen + weight * mask
+    return total / np.maximum(seen, 1e-12)[None, :, :, None]
+
+
+def _check_jitter(jitter):
+    if not 0 <= int(jitter) < IMAGE_SIZE // 2:
+        raise FERError(f"jitter {jitter}: a shift of 0..{IMAGE_SIZE // 2 - 1} pixels")
+    return int(jitter)
+
+
 # ---------------------------------------------------------------- attribution maps
 
 
-def vanilla_saliency(model, images, classes, batch_size=64):
-    """|d score_c / d pixel| (Simonyan et al. 2013), the class score taken before the softmax."""
+def vanilla_saliency(model, images, classes, jitter=0, samples=JITTER_SAMPLES, seed=0, batch_size=64):
+    """|d score_c / d pixel| (Simonyan et al. 2013), the class score taken before the softmax;
+    with `jitter`, the mean |gradient| over `samples` randomly shifted copies (module doc)."""
     x = _as_batch(images)
     c = _as_classes(classes, len(x))
-    g = _input_gradients(logits_model(model), x, c, batch_size)
-    return np.abs(g).max(axis=-1)
+    jitter = _check_jitter(jitter)
+    n = max(int(samples), 1) if jitter else 1
+    g = _mean_gradient(logits_model(model), ((1.0, x) for _ in range(n)), c, batch_size, jitter, seed,
+                       magnitude=True)
+    return g.max(axis=-1)
 
 
-def smoothgrad(model, images, classes, samples=25, sigma=0.15, seed=0, batch_size=64):
+def smoothgrad(model, images, classes, samples=25, sigma=0.15, jitter=0, seed=0, batch_size=64):
     """SmoothGrad (Smilkov et al. 2017): the mean |gradient| over `samples` copies of each image
-    with Gaussian noise of standard deviation `sigma` times the input range (0..255)."""
+    with Gaussian noise of standard deviation `sigma` times the input range (0..255), each
+    copy also shifted by up to `jitter` pixels (module doc)."""
     x = _as_batch(images)
     c = _as_classes(classes, len(x))
-    net = logits_model(model)
+    jitter = _check_jitter(jitter)
     rng = np.random.default_rng(seed)
-    total = np.zeros(x.shape[:3], np.float32)
-    for _ in range(samples):
-        noisy = x + rng.normal(0.0, sigma * VALUE_RANGE, size=x.shape).astype(np.float32)
-        total += np.abs(_input_gradients(net, noisy, c, batch_size)).max(axis=-1)
-    return total / max(samples, 1)
+    noisy = ((1.0, x + rng.normal(0.0, sigma * VALUE_RANGE, size=x.shape).astype(np.float32))
+             for _ in range(max(int(samples), 1)))
+    return _mean_gradient(logits_model(model), noisy, c, batch_size, jitter, seed + 1, magnitude=True).max(axis=-1)
 
 
-def integrated_gradients(model, images, classes, steps=50, baseline=None, batch_size=64, signed=False,
+def integrated_gradients(model, images, classes, steps=50, baseline=None, jitter=0, seed=0, batch_size=64,
                          return_attributions=False):
     """Integrated gradients (Sundararajan et al. 2017) from a black baseline: (x - x0) times the
-    path-averaged gradient, the path integral by the trapezoid rule over `steps` intervals.
-    Returns |attribution| (or the signed attribution with `signed`), summed over channels."""
+    path-averaged gradient, the path integral by the trapezoid rule over `steps` intervals; with
+    `jitter`, each path point's gradient taken on a randomly shifted copy (module doc), which
+    keeps completeness only on average. Returns |attribution| summed over channels, or with
+    `return_attributions` the signed (N, 48, 48, 1) attributions."""
     x = _as_batch(images)
     c = _as_classes(classes, len(x))
+    jitter = _check_jitter(jitter)
     x0 = np.zeros_like(x) if baseline is None else np.broadcast_to(np.asarray(baseline, np.float32), x.shape)
-    net = logits_model(model)
     steps = max(int(steps), 1)
-    avg = np.zeros_like(x)
-    for k in range(steps + 1):
-        alpha = k / steps
-        weight = 0.5 if k in (0, steps) else 1.0
-        avg += weight * _input_gradients(net, x0 + alpha * (x - x0), c, batch_size)
-    attributions = (x - x0) * (avg / steps)
+    path = ((0.5 if k in (0, steps) else 1.0, x0 + (k / steps) * (x - x0)) for k in range(steps + 1))
+    attributions = (x - x0) * _mean_gradient(logits_model(model), path, c, batch_size, jitter, seed)
     if return_attributions:
         return attributions
-    a = attributions.sum(axis=-1)
-    return a if signed else np.abs(a)
+    return np.abs(attributions.sum(axis=-1))
 
 
-def _forward_with_delta(net, layer, x, delta):
-    """net(x) in inference mode with `delta` added to `layer`'s output (graph re-run node by node,
-    as keras.Model.call does; works for any layer, also inside residual blocks)."""
-
-    def operation_fn(op):
-        if op is layer:
-            return lambda *a, **k: ops.add(_call(op, *a, **k), delta)
-        return lambda *a, **k: _call(op, *a, **k)
-
-    out = net._run_through_graph(x, operation_fn=operation_fn)
-    return out[0] if isinstance(out, (list, tuple)) else out
+def _split_at(model, layer):
+    """(head, tail): head maps the image to `layer`'s output; tail maps [image, that output] to
+    the class scores. The image stays an input of the tail for the paths that go around the
+    layer (a residual shortcut), so any layer works, not only one that cuts the graph."""
+    head = keras.Model(model.input, layer.output)
+    tail = keras.Model([model.input, layer.output], _logits_layer(model).output)
+    return head, tail
 
 
 def gradcam(model, images, classes, layer=None, batch_size=64, upsample=True):
@@ -274,22 +364,18 @@ def gradcam(model, images, classes, layer=None, batch_size=64, upsample=True):
     d score_c / d A_k, at `layer` (default: `gradcam_layer(model)`), resized to 48x48 (bilinear)."""
     x = _as_batch(images)
     c = _as_classes(classes, len(x))
-    name = layer or gradcam_layer(model)
-    target = get_map_layer(model, name)
-    net = logits_model(model)
-    features = keras.Model(model.inputs, target.output)
+    target = get_map_layer(model, layer or gradcam_layer(model))
+    head, tail = _split_at(model, target)
     cams = []
     for i in range(0, len(x), batch_size):
-        xb, cb = x[i:i + batch_size], c[i:i + batch_size]
-        acts = ops.convert_to_numpy(_call(features, ops.convert_to_tensor(xb))).astype(np.float32)
-        onehot = np.eye(7, dtype=np.float32)[cb]
-        xt = ops.convert_to_tensor(xb)
+        xt = ops.convert_to_tensor(x[i:i + batch_size])
+        onehot = _onehot(c[i:i + batch_size])
+        acts = _numpy(_call(head, xt))
 
-        def fn(delta, xt=xt, onehot=onehot):
-            logits = _forward_with_delta(net, target, xt, delta)
-            return ops.sum(ops.cast(logits, "float32") * onehot)
+        def score(a, xt=xt, onehot=onehot):
+            return ops.sum(ops.multiply(ops.cast(_call(tail, [xt, a]), "float32"), onehot))
 
-        _, g = _grad(fn, np.zeros_like(acts))
+        _, g = _grad(score, acts)
         weights = g.mean(axis=(1, 2), keepdims=True)
         cams.append(np.maximum((weights * acts).sum(axis=-1), 0.0))
     cam = np.concatenate(cams) if cams else np.zeros((0,) + x.shape[1:3], np.float32)
@@ -300,19 +386,45 @@ def gradcam(model, images, classes, layer=None, batch_size=64, upsample=True):
     return cam.astype(np.float32)
 
 
+# name -> (column title, function); also the order in which the figures show them
 METHODS = {
-    "vanilla": ("Saliency", vanilla_saliency),
+    "vanilla": ("Gradient", vanilla_saliency),
     "smoothgrad": ("SmoothGrad", smoothgrad),
     "gradcam": ("Grad-CAM", gradcam),
     "ig": ("Integrated gradients", integrated_gradients),
 }
 
 
-def explain(model, images, classes, method, **kwargs):
-    """Dispatch by name: vanilla, smoothgrad, gradcam or ig."""
-    if method not in METHODS:
-        raise FERError(f"unknown method {method!r}: choose one of {', '.join(METHODS)}")
-    return METHODS[method][1](model, images, classes, **kwargs)
+def _method(name):
+    if name not in METHODS:
+        raise FERError(f"unknown method {name!r}: choose one of {', '.join(METHODS)}")
+    return METHODS[name]
+
+
+def explain(model, images, classes, method, **options):
+    """Dispatch by name (vanilla, smoothgrad, gradcam or ig). Each method gets the options its
+    signature names, so one set (samples, steps, jitter, layer, seed...) serves them all; an
+    option no method takes is a TypeError."""
+    fn = _method(method)[1]
+    known = set().union(*(inspect.signature(f).parameters for _, f in METHODS.values()))
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise TypeError(f"no explanation method takes {', '.join(unknown)}")
+    accepted = inspect.signature(fn).parameters
+    return fn(model, images, classes, **{k: v for k, v in options.items() if k in accepted})
+
+
+def saliency_columns(model, images, classes, methods, **options):
+    """[(column title, maps (N, 48, 48))] for each method name, in the order given; Grad-CAM's
+    title names its layer (options["layer"], else gradcam_layer(model))."""
+    cols = []
+    for name in methods:
+        title = _method(name)[0]
+        if name == "gradcam":
+            options = {**options, "layer": options.get("layer") or gradcam_layer(model)}
+            title = f"{title} ({options['layer']})"
+        cols.append((title, explain(model, images, classes, name, **options)))
+    return cols
 
 
 # ---------------------------------------------------------------- what the filters respond to
@@ -330,13 +442,13 @@ class Patterns:
 def _filter_objective(features, filters, border):
     """fn(x) = (F,) mean activation of filter filters[j] on image j, leaving `border` cells out on
     each side of the map."""
-    pick = np.eye(int(features.output.shape[-1]), dtype=np.float32)[filters]  # (F, C)
+    pick = ops.convert_to_tensor(np.eye(int(features.output.shape[-1]), dtype=np.float32)[filters])  # (F, C)
 
     def per_image(x):
         acts = ops.cast(_call(features, x), "float32")
         h, w = acts.shape[1], acts.shape[2]
         inner = acts[:, border:h - border, border:w - border, :]
-        return ops.sum(ops.mean(inner, axis=(1, 2)) * pick, axis=1)
+        return ops.sum(ops.multiply(ops.mean(inner, axis=(1, 2)), pick), axis=1)
 
     return per_image
 
@@ -353,6 +465,37 @@ def _tv_grad(x):
     return g
 
 
+def _filter_indices(filters, channels, name):
+    if isinstance(filters, (int, np.integer)):
+        idx = np.arange(min(int(filters), channels))
+    else:
+        idx = np.asarray(list(filters), np.int64)
+    if idx.size == 0 or idx.min() < 0 or idx.max() >= channels:
+        raise FERError(f"layer {name} has filters 0..{channels - 1}; asked for {list(map(int, idx)) or 'none'}")
+    return idx
+
+
+def _ascend(objective, x, rng, steps, step_size, jitter, penalty, weight):
+    """Gradient ascent of sum(objective) on the batch x (in place), as filter_patterns describes."""
+    grey = VALUE_RANGE / 2
+
+    def total(t):
+        return ops.sum(objective(t))
+
+    for _ in range(steps):
+        dy, dx = (rng.integers(-jitter, jitter + 1, size=2) if jitter else (0, 0))
+        _, g = _grad(total, np.roll(x, (dy, dx), axis=(1, 2)))
+        g = np.roll(g, (-dy, -dx), axis=(1, 2))
+        g /= np.sqrt(np.mean(g ** 2, axis=(1, 2, 3), keepdims=True)) + 1e-8
+        x += step_size * g
+        if penalty == "l2":
+            x[:] = grey + (x - grey) * (1.0 - weight)
+        else:
+            x -= weight * step_size * _tv_grad(x[..., 0])[..., None]
+        np.clip(x, 0.0, VALUE_RANGE, out=x)
+    return x
+
+
 def filter_patterns(model, layer_name=None, filters=16, steps=80, step_size=3.0, jitter=2, penalty="l2",
                     weight=None, border=None, noise=8.0, seed=0, batch_size=64):
     """Activation maximization (Erhan et al. 2009; Olah et al. 2017): gradient ascent on the input,
@@ -364,43 +507,22 @@ def filter_patterns(model, layer_name=None, filters=16, steps=80, step_size=3.0,
         raise FERError(f"unknown penalty {penalty!r}: choose l2 or tv")
     name = layer_name or default_filter_layer(model)
     layer = get_map_layer(model, name)
-    channels = int(layer.output.shape[-1])
-    if isinstance(filters, (int, np.integer)):
-        idx = np.arange(min(int(filters), channels))
-    else:
-        idx = np.asarray(list(filters), np.int64)
-    if idx.size == 0 or idx.min() < 0 or idx.max() >= channels:
-        raise FERError(f"layer {name} has filters 0..{channels - 1}; asked for {list(map(int, idx)) or 'none'}")
+    idx = _filter_indices(filters, int(layer.output.shape[-1]), name)
     h = int(layer.output.shape[1])
-    if border is None:
-        border = h // 8 if h >= 8 else 0
-    if weight is None:
-        weight = 0.01 if penalty == "l2" else 0.3
-    features = keras.Model(model.inputs, layer.output)
+    border = (h // 8 if h >= 8 else 0) if border is None else border
+    weight = (0.01 if penalty == "l2" else 0.3) if weight is None else weight
+    features = keras.Model(model.input, layer.output)
     rng = np.random.default_rng(seed)
-    grey = VALUE_RANGE / 2
     images = np.empty((len(idx), IMAGE_SIZE, IMAGE_SIZE), np.float32)
     reached = np.empty(len(idx), np.float32)
     start = np.empty(len(idx), np.float32)
     for b in range(0, len(idx), batch_size):
         fb = idx[b:b + batch_size]
         objective = _filter_objective(features, fb, border)
-        total = lambda t, obj=objective: ops.sum(obj(t))  # noqa: E731
-        x = (grey + rng.normal(0.0, noise, size=(len(fb), IMAGE_SIZE, IMAGE_SIZE, 1))).astype(np.float32)
-        start[b:b + len(fb)] = ops.convert_to_numpy(objective(ops.convert_to_tensor(x)))
-        for _ in range(steps):
-            dy, dx = (rng.integers(-jitter, jitter + 1, size=2) if jitter else (0, 0))
-            shifted = np.roll(x, (dy, dx), axis=(1, 2))
-            _, g = _grad(total, shifted)
-            g = np.roll(g, (-dy, -dx), axis=(1, 2))
-            g /= np.sqrt(np.mean(g ** 2, axis=(1, 2, 3), keepdims=True)) + 1e-8
-            x += step_size * g
-            if penalty == "l2":
-                x = grey + (x - grey) * (1.0 - weight)
-            else:
-                x -= weight * step_size * _tv_grad(x[..., 0])[..., None]
-            np.clip(x, 0.0, VALUE_RANGE, out=x)
-        reached[b:b + len(fb)] = ops.convert_to_numpy(objective(ops.convert_to_tensor(x)))
+        x = (VALUE_RANGE / 2 + rng.normal(0.0, noise, size=(len(fb), IMAGE_SIZE, IMAGE_SIZE, 1))).astype(np.float32)
+        start[b:b + len(fb)] = _numpy(objective(ops.convert_to_tensor(x)))
+        x = _ascend(objective, x, rng, steps, step_size, jitter, penalty, weight)
+        reached[b:b + len(fb)] = _numpy(objective(ops.convert_to_tensor(x)))
         images[b:b + len(fb)] = x[..., 0]
     return Patterns(name, idx, images, reached, start)
 
@@ -409,13 +531,5 @@ def feature_maps(model, layer_name, image):
     """The layer's activations (h, w, channels) for one image (48x48, 48x48x1 or 1x48x48x1)."""
     layer = get_map_layer(model, layer_name)
     x = _as_batch(image)[:1]
-    features = keras.Model(model.inputs, layer.output)
-    return ops.convert_to_numpy(_call(features, ops.convert_to_tensor(x)))[0].astype(np.float32)
-
-
-def normalize(maps, percentile=99.5):
-    """Scale each map to 0..1 by its own percentile (for display)."""
-    maps = np.asarray(maps, np.float32)
-    flat = maps.reshape(len(maps), -1)
-    top = np.percentile(flat, percentile, axis=1).reshape((-1,) + (1,) * (maps.ndim - 1))
-    return np.clip(maps / np.maximum(top, 1e-12), 0.0, 1.0)
+    features = keras.Model(model.input, layer.output)
+    return _numpy(_call(features, ops.convert_to_tensor(x)))[0]

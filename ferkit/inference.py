@@ -1,6 +1,14 @@
 """Class probabilities from one or several saved runs, with optional test-time augmentation.
 
+    model, info = models.load_run("runs/fernet-20261127-120000")  # or load_run() for the default run
+    probs = predict_proba(model, images)                          # (N, 7), classes data.CLASS_NAMES
     probs = predict_proba([model_a, model_b], images, tta=True)   # ensemble of two, 10 views each
+
+`images` may be what a user has at hand (as_model_input): a batch (N, 48, 48, 1) or (N, 48, 48),
+one face (48, 48), gray or RGB/RGBA (converted to gray with ITU-R BT.601 luma), of any size
+(resized to 48x48; crop the face first), integer pixels 0..255 or floats. A float array whose
+maximum is at most 1.0 is taken as 0..1 and scaled to 0..255 (the usual Keras habit); other floats
+are taken as 0..255. Anything else is one FERError line saying what is expected.
 
 TTA averages the softmax over 10 views of each face: the image and its mirror, each at the
 centre and shifted 2 pixels towards each corner (edge-padded), as in Khaireddin & Chen's
@@ -8,7 +16,8 @@ ten-crop evaluation scaled to 48x48 inputs. An ensemble averages the models' sof
 """
 import numpy as np
 
-from models import load_run
+from ferbase.errors import FERError
+from models import INPUT_SHAPE, keras, load_run
 
 TTA_SHIFT = 2
 
@@ -25,10 +34,49 @@ def tta_views(images, shift=TTA_SHIFT):
     return views
 
 
+EXPECTED = ("expected face images: (N, 48, 48, 1), (N, 48, 48) or one (48, 48) array, gray or RGB/RGBA "
+            "(last axis 3 or 4), pixels 0..255 (or floats 0..1)")
+_LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601
+
+
+def as_model_input(images):
+    """What users hand a model, as the models take it: uint8 (N, 48, 48, 1). See the module doc."""
+    size = INPUT_SHAPE[:2]
+    x = np.asarray(images)
+    if x.dtype == np.uint8 and x.ndim == 4 and x.shape[1:] == INPUT_SHAPE:
+        return x  # already the model's input: no copy
+    if x.dtype == bool or not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
+        raise FERError(f"{EXPECTED}; got an array of {x.dtype}")
+    shape, floating = x.shape, np.issubdtype(x.dtype, np.floating)
+    if x.ndim == 2:
+        x = x[None, :, :, None]
+    elif x.ndim == 3:
+        x = x[None] if shape[-1] in (1, 3, 4) else x[..., None]  # one (H, W, C) image, or (N, H, W) gray
+    if x.ndim != 4 or x.shape[-1] not in (1, 3, 4) or 0 in x.shape[1:3]:
+        raise FERError(f"{EXPECTED}; got shape {shape}")
+    x = x.astype(np.float32)
+    if x.size and not np.isfinite(x).all():
+        raise FERError(f"{EXPECTED}; got NaN or infinite values")
+    lo, hi = (float(x.min()), float(x.max())) if x.size else (0.0, 0.0)
+    if lo < 0 or hi > 255.5:
+        raise FERError(f"{EXPECTED}; got values {lo:g}..{hi:g}")
+    if floating and hi <= 1.0:
+        x = x * 255.0  # floats in 0..1, the usual Keras habit
+    if x.shape[-1] > 1:
+        x = (x[..., :3] @ _LUMA)[..., None]  # RGBA: the alpha channel is dropped
+    if x.shape[1:3] != size and len(x):
+        x = keras.ops.convert_to_numpy(keras.ops.image.resize(x, size, interpolation="bilinear", antialias=True))
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8).reshape((len(x),) + INPUT_SHAPE)
+
+
 def predict_proba(models, images, tta=False, batch_size=256):
-    """Mean softmax (N, 7) over `models` (a model or a list) and, with `tta`, over 10 views."""
+    """Mean softmax (N, 7) over `models` (a model or a list) and, with `tta`, over 10 views.
+    `images`: see as_model_input."""
     if not isinstance(models, (list, tuple)):
         models = [models]
+    images = as_model_input(images)
+    if not len(images):
+        return np.zeros((0, 7), np.float32)
     views = tta_views(images) if tta else [images]
     total = np.zeros((len(images), 7), np.float64)
     for model in models:

@@ -1,248 +1,309 @@
-"""The one training routine behind train_cnn.py and train_dnn.py.
+"""The one training routine behind train_cnn.py and train_dnn.py (their command line and the
+checks that need no TensorFlow: ferkit/train_cli.py).
 
 Reads a labelled CSV, holds out a stratified validation split (or reads --val), builds the model
-by name with augmentation layers inside it, fits with Keras, and keeps a run folder up to date
-after every epoch (best weights, run.json, history.csv, all written atomically). --resume picks
-an interrupted run up at its last finished epoch (Keras BackupAndRestore).
+by name with augmentation layers inside it, fits it with Keras, and keeps a run folder up to date
+after every epoch (best weights, history.csv, the state to resume from, and run.json, each written
+atomically; ferkit/callbacks.py). --resume continues an interrupted run at its last finished epoch
+with the same random streams, so it ends as an uninterrupted run with the same seed would.
+
+Training runs in a worker thread while the main thread waits: Python handles Ctrl-C only in the
+main thread and only between two bytecodes, so a main thread inside a TensorFlow step (seconds on
+a CPU, minutes for the first, compiling one) would answer Ctrl-C only once the step ends.
 """
-import argparse
-import datetime
-import math
+import contextlib
 import os
-import platform
-import re
+import shlex
 import sys
+import threading
 import time
+import traceback
 
-from ferbase.atomic import write_json
-from ferbase.cli import run_main
+import data
+import models
+from data.mixing import MixedBatches
 from ferbase.errors import FERError
-from ferbase.quiet import configure_tensorflow
+from ferkit import callbacks as cb
+from ferkit.train_run import RunFolder, hardware, new_run_dir
+from models import runs
+
+keras = models.keras
+STOP_GRACE_S = 1.0  # after Ctrl-C, how long the step in progress may take to end before the process exits
+
+_hardware = hardware  # the name benchmarks/peer_fer.py imports
 
 
-def build_parser(prog, default_model, description, model_choices=None):
-    p = argparse.ArgumentParser(prog=prog, description=description,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("train_csv", help="labelled CSV (label,feature or Kaggle emotion,pixels,Usage), plain or .gz")
-    p.add_argument("--model", default=default_model, choices=model_choices, help="network from the models registry")
-    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                   help="model option, e.g. --option width=24 (repeatable; see models/)")
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
-    p.add_argument("--optimizer", choices=["adam", "adamw", "sgd"], default="adam",
-                   help="sgd is Nesterov with momentum 0.9")
-    p.add_argument("--weight-decay", type=float, default=0.0, help="decoupled weight decay (adamw, sgd)")
-    p.add_argument("--schedule", choices=["cosine", "plateau", "constant"], default="cosine",
-                   help="cosine: warm-up then cosine decay to 0 over the run; plateau: halve on a stalled val loss")
-    p.add_argument("--warmup", type=float, default=0.02, help="warm-up, as a fraction of the run (cosine)")
-    p.add_argument("--time-budget", type=float, default=None, metavar="MINUTES",
-                   help="train for this much wall time: the cosine schedule runs over time, not epochs, "
-                        "and training stops when it is spent (--epochs is then an upper bound)")
-    p.add_argument("--label-smoothing", type=float, default=0.0)
-    p.add_argument("--ema", type=float, default=0.0, metavar="MOMENTUM",
-                   help="evaluate and keep an exponential moving average of the weights (Polyak averaging, "
-                        "e.g. 0.999); 0 keeps the raw weights")
-    val = p.add_mutually_exclusive_group()
-    val.add_argument("--val", metavar="CSV", help="labelled validation CSV (e.g. public_test.csv.gz)")
-    val.add_argument("--val-split", type=float, default=0.1, metavar="FRACTION",
-                     help="stratified fraction of TRAIN_CSV held out for validation, when --val is not given")
-    p.add_argument("--usage", default=None, help="Kaggle fer2013.csv: train on rows of this Usage (e.g. Training)")
-    p.add_argument("--no-augment", dest="augment", action="store_false",
-                   help="no data augmentation (rotation, shift, zoom, flip)")
-    p.add_argument("--erasing", type=float, default=0.0, metavar="P",
-                   help="random erasing probability on top of the augmentation")
-    p.add_argument("--mixup", type=float, default=0.0, metavar="ALPHA",
-                   help="MixUp: blend pairs of training faces and their labels, lambda ~ Beta(ALPHA, ALPHA), "
-                        "e.g. 0.2 (data/mixing.py); 0 turns it off")
-    p.add_argument("--cutmix", type=float, default=0.0, metavar="ALPHA",
-                   help="CutMix: paste a box of another face, labels weighted by its area, lambda ~ Beta(ALPHA, ALPHA), "
-                        "e.g. 1.0; with --mixup too, each batch takes one of the two")
-    p.add_argument("--no-standardize", dest="standardize", action="store_false",
-                   help="no per-image standardization inside the model")
-    p.add_argument("--mixed-precision", action="store_true", help="mixed_bfloat16 (for GPUs that have it)")
-    p.add_argument("--distribute", action="store_true",
-                   help="data-parallel over all local devices (JAX: keras.distribution.DataParallel; "
-                        "TensorFlow: MirroredStrategy); --batch-size is per device")
-    p.add_argument("--seed", type=int, default=1337)
-    p.add_argument("--out", default=None, metavar="DIR", help="run folder (default runs/<model>-<time>/)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue the interrupted run in --out (default: the newest unfinished run) "
-                        "from its last finished epoch, with its saved settings")
-    p.add_argument("--quiet", action="store_true", help="no per-batch progress bar (one line per epoch)")
-    return p
+def train(args, options, prog="train_cnn.py", command=None, resumed=None):
+    """Train as `args` (checked by ferkit/train_cli.py) say; `resumed`: (run folder, its run.json)
+    for --resume. Returns the exit status (0; 130 when the training thread is interrupted).
 
+    Ctrl-C (in the main thread, which only waits) stops the training thread at its next batch, or,
+    if the step in progress outlasts STOP_GRACE_S, records the interruption itself; then the
+    process ends at once (os._exit). Everything is on disk by then (each write atomic, run.json
+    last), and Python's own teardown with TensorFlow loaded took 14-50 s after a Ctrl-C (measured
+    on a 2-core CPU), which is what made Ctrl-C seem to hang."""
+    training = Training(args, options, prog, command, resumed)
+    result, finished = {}, threading.Event()
 
-def parse_options(pairs):
-    """--option k=v pairs -> dict, values read as Python literals when they are ones."""
-    import ast
-
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise FERError(f"--option {pair!r}: expected KEY=VALUE")
+    def work():
         try:
-            out[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            out[key] = value
-    return out
+            result["rc"] = training.main()
+        except BaseException as e:  # noqa: BLE001 -- handed to the main thread, raised there
+            result["error"] = e
+        finally:
+            finished.set()
+
+    # Waiting on an Event, not Thread.join: in Python 3.11 a Ctrl-C inside join() marks the thread
+    # as ended though it still runs.
+    threading.Thread(target=work, name="training", daemon=True).start()
+    try:
+        while not finished.wait(0.2):
+            pass
+    except KeyboardInterrupt:
+        training.stop.set()
+        with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C: no more waiting
+            finished.wait(STOP_GRACE_S)
+        if not finished.is_set():
+            training.stop_now()
+        error = result.get("error")
+        if isinstance(error, FERError):
+            print(f"error: {error}", file=sys.stderr)
+        elif error is not None:
+            traceback.print_exception(error)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(result.get("rc", 130) if "error" not in result else 2)
+    if "error" in result:
+        raise result["error"]
+    return result["rc"]
 
 
-def main(argv, prog, default_model, description, model_choices=None, extra_args=None, options_from_args=None):
-    """Entry point shared by the train_*.py scripts. `extra_args(parser)` adds script options,
-    `options_from_args(args)` turns them into model options."""
-    configure_tensorflow()  # before TensorFlow loads
-    parser = build_parser(prog, default_model, description, model_choices)
-    if extra_args:
-        extra_args(parser)
+class Training:
+    """One training, step by step: settings, data, model, run folder, callbacks, fit."""
 
-    def run():
-        args = parser.parse_args(argv)
-        options = parse_options(args.option)
-        if options_from_args:
-            options.update(options_from_args(args))
-        return train(args, options)
+    def __init__(self, args, options, prog, command, resumed=None):
+        self.args, self.options, self.prog = args, options, prog
+        self.command = command or shlex.join([prog] + sys.argv[1:])
+        self.resumed = resumed
+        self.stop = threading.Event()
+        self.run, self.keeper, self.info = None, None, {}
 
-    return run_main(run)
-
-
-def train(args, options):
-    # Imported here, not at the top: TensorFlow must load after configure_tensorflow() and only
-    # once the arguments parsed, so --help and argument errors come back at once.
-    import data
-    import models  # first: it imports Keras quietly
-    from ferkit.callbacks import CosineSchedule, RunKeeper
-    from models import runs
-
-    keras = models.keras
-
-    cli_args = dict(vars(args))
-    run_dir, info = _prepare_run_dir(args, options)
-    if args.resume:  # the saved settings win: a resumed run is the same run
-        saved = info["args"]
-        for key, value in saved.items():
-            if key not in ("resume", "out", "train_csv", "val", "quiet"):
-                setattr(args, key, value)
-        options = info["options"]
-
-    if not 0 <= args.ema < 1:
-        raise FERError(f"--ema {args.ema}: must be at least 0 and below 1")
-    for flag in ("mixup", "cutmix"):
-        if getattr(args, flag) < 0:
-            raise FERError(f"--{flag} {getattr(args, flag)}: must be at least 0 (0 turns it off)")
-    keras.utils.set_random_seed(args.seed)
-    if args.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_bfloat16")
-
-    t0 = time.time()
-    train_ds = data.load_csv(args.train_csv, usage=args.usage)
-    if train_ds.labels is None:
-        raise FERError(f"{args.train_csv}: no label column, cannot train on it")
-    if args.val:
-        val_ds = data.load_csv(args.val)
-        if val_ds.labels is None:
-            raise FERError(f"{args.val}: no label column, cannot validate on it")
-    else:
-        if not 0 < args.val_split < 1:
-            raise FERError(f"--val-split {args.val_split}: must be between 0 and 1")
+    def main(self):
         try:
-            tr, va = data.stratified_split(train_ds.labels, args.val_split, seed=args.seed)
-        except ValueError as e:
-            raise FERError(f"{args.train_csv}: cannot split {len(train_ds)} rows for validation ({e})") from None
-        train_ds, val_ds = data.subset(train_ds, tr), data.subset(train_ds, va)
-    print(f"data: {len(train_ds)} training and {len(val_ds)} validation images "
-          f"(loaded in {time.time() - t0:.1f} s)", flush=True)
+            return self._steps()
+        except KeyboardInterrupt:
+            return self.interrupted()
+        except BaseException:
+            if self.run is not None and not self.args.resume and not self.info.get("epochs_done"):
+                self.run.discard()  # failed before its first epoch: leave no empty run folder
+            raise
+        finally:
+            if self.run is not None:
+                self.run.release()
 
-    augment = None
-    if args.augment:
-        augment = {"erasing": args.erasing, "seed": args.seed}
-    strategy_scope, batch_size = _distribution(args)
-    with strategy_scope:
-        preprocess = {"standardize": args.standardize}
-        model = models.build_model(args.model, augment=augment, preprocess=preprocess, **options)
-        model.compile(optimizer=_optimizer(args, keras),
+    def _steps(self):
+        self.settings()
+        args = self.args
+        keras.utils.set_random_seed(args.seed)
+        if args.mixed_precision:
+            keras.mixed_precision.set_global_policy("mixed_bfloat16")
+        train_ds, val_ds = self.load_data()
+        self._check_stop()
+        scope, batch_size = _distribution(args)
+        batches = MixedBatches(train_ds.images, keras.utils.to_categorical(train_ds.labels, models.NUM_CLASSES),
+                               batch_size, args.mixup, args.cutmix, args.seed)
+        with scope:
+            model = self.build(len(batches))
+        self._check_stop()
+        initial_epoch = self.open_run_folder(model, train_ds, val_ds)
+        callbacks = self.callbacks(model, batches, initial_epoch)
+        return self.fit(model, batches, val_ds, initial_epoch, callbacks)
+
+    def settings(self):
+        """The model options checked against the model's own defaults; resuming, the run folder
+        locked at once."""
+        check_model_options(self.args.model, self.options)
+        if self.resumed:
+            run_dir, self.info = self.resumed
+            self.run = RunFolder.existing(run_dir)
+            print(f"resuming {run_dir} after {cb.plural(self.info.get('epochs_done', 0), 'epoch')}", flush=True)
+
+    def load_data(self):
+        args = self.args
+        t0 = time.time()
+        train_ds = data.load_csv(args.train_csv, usage=args.usage)
+        if train_ds.labels is None:
+            raise FERError(f"{args.train_csv}: no label column, cannot train on it")
+        if args.val:
+            val_ds = data.load_csv(args.val)
+            if val_ds.labels is None:
+                raise FERError(f"{args.val}: no label column, cannot validate on it")
+        else:
+            try:
+                tr, va = data.stratified_split(train_ds.labels, args.val_split, seed=args.seed)
+            except ValueError as e:
+                raise FERError(f"{args.train_csv}: cannot split {len(train_ds)} rows for validation ({e})") from None
+            train_ds, val_ds = data.subset(train_ds, tr), data.subset(train_ds, va)
+        print(f"data: {len(train_ds)} training and {len(val_ds)} validation images "
+              f"(loaded in {time.time() - t0:.1f} s)", flush=True)
+        return train_ds, val_ds
+
+    def build(self, steps):
+        args = self.args
+        self.augment = {"erasing": args.erasing, "seed": args.seed} if args.augment else None
+        self.preprocess = {"standardize": args.standardize}
+        model = models.build_model(args.model, augment=self.augment, preprocess=self.preprocess, **self.options)
+        model.compile(optimizer=_optimizer(args, _learning_rate(args, steps)),
                       loss=keras.losses.CategoricalCrossentropy(label_smoothing=args.label_smoothing),
                       metrics=["accuracy"])
+        return model
 
-    info.update({
-        "model": args.model, "options": options, "augment": augment, "preprocess": preprocess,
-        "class_names": list(data.CLASS_NAMES),
-        "input": {"shape": [48, 48, 1], "values": "uint8 pixels 0..255, scaled inside the model"},
-        "weights": runs.WEIGHTS_FILE, "params": int(model.count_params()),
-        "args": {k: v for k, v in vars(args).items()}, "command": " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
-        "cli_args": cli_args,
-        "train_rows": len(train_ds), "val_rows": len(val_ds),
-        "keras": keras.__version__, "backend": keras.backend.backend(), "host": _hardware(),
-        "status": "training",
-    })
-    write_json(os.path.join(run_dir, runs.RUN_FILE), info)
+    def open_run_folder(self, model, train_ds, val_ds):
+        """Create (or, resuming, restore from) the run folder; write run.json. Returns the first epoch."""
+        args = self.args
+        if args.resume:
+            initial_epoch = self.info.get("epochs_done", 0)
+            if initial_epoch:
+                cb.restore_state(model, self.run.path, initial_epoch)
+        else:
+            run_dir, stamp = new_run_dir(args)
+            self.run, initial_epoch = RunFolder.new(run_dir), 0
+            self.info = {"created": stamp, "command": self.command}
+        self.info.update({
+            "model": args.model, "options": self.options, "augment": self.augment, "preprocess": self.preprocess,
+            "class_names": list(data.CLASS_NAMES),
+            "input": {"shape": list(models.INPUT_SHAPE), "values": "uint8 pixels 0..255, scaled inside the model"},
+            "weights": runs.WEIGHTS_FILE, "params": int(model.count_params()),
+            "args": dict(vars(args)), "train_rows": len(train_ds), "val_rows": len(val_ds),
+            "keras": keras.__version__, "backend": keras.backend.backend(), "host": hardware(),
+            "status": "training",
+        })
+        self.info.pop("cli_args", None)  # earlier versions recorded the command line a third time
+        self.run.commit(self.info)
+        print(f"model {args.model}: {model.count_params():,} parameters; run folder {self.run.path}", flush=True)
+        return initial_epoch
 
-    y_train = keras.utils.to_categorical(train_ds.labels, 7)
-    y_val = keras.utils.to_categorical(val_ds.labels, 7)
-    steps = math.ceil(len(train_ds) / batch_size)
-    keeper = RunKeeper(run_dir, info)
-    callbacks = [
-        keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup"), double_checkpoint=True),
-        keeper,
-    ]
-    if args.ema:
-        # After the backup (which must hold the raw weights to resume from), before RunKeeper (so that
-        # validation and the saved best weights use the averaged ones).
-        callbacks.insert(callbacks.index(keeper), keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
-    if args.schedule == "cosine":
-        callbacks.insert(0, CosineSchedule(args.lr, args.warmup, args.epochs, steps, args.time_budget,
-                                           info.get("train_seconds", 0.0)))
-    elif args.schedule == "plateau":
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=3, verbose=1))
-    if args.time_budget and args.schedule != "cosine":
-        callbacks.append(CosineSchedule(None, 0, args.epochs, steps, args.time_budget, info.get("train_seconds", 0.0)))
+    def callbacks(self, model, batches, initial_epoch):
+        """In order: each callback's on_epoch_end sees what the ones before it did."""
+        args = self.args
+        self.keeper = cb.RunKeeper(self.run, self.info, initial_epoch, self.resume_hint())
+        elapsed = self.info.get("train_seconds", 0.0)
+        found = [cb.StopOnRequest(self.stop), cb.EpochRandomness(batches, model, args.seed),
+                 keras.callbacks.TerminateOnNaN()]
+        if args.time_budget:
+            found.append(cb.TimeBudget(args.time_budget, args.lr if args.schedule == "cosine" else None,
+                                       args.warmup, elapsed))
+        if args.schedule == "plateau":
+            found.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=3, verbose=1))
+        found.append(self.keeper.state_saver)  # the raw weights, before EMA swaps the averaged ones in
+        if args.ema:
+            found.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
+        periodic = args.quiet or not sys.stdout.isatty()
+        found += [self.keeper, cb.Progress(args.epochs, initial_epoch, args.time_budget, elapsed, _has_gpu(),
+                                           args.model, periodic)]
+        return found
 
-    print(f"model {args.model}: {model.count_params():,} parameters; run folder {run_dir}", flush=True)
-    verbose = 2 if (args.quiet or not sys.stdout.isatty()) else 1
-    if args.mixup or args.cutmix:
-        from data.mixing import MixedBatches
+    def fit(self, model, batches, val_ds, initial_epoch, callbacks):
+        args = self.args
+        verbose = 2 if (args.quiet or not sys.stdout.isatty()) else 1
+        y_val = keras.utils.to_categorical(val_ds.labels, models.NUM_CLASSES)
+        try:
+            # shuffle=False: the batches come shuffled by (seed, epoch) from MixedBatches (EpochRandomness).
+            model.fit(batches, epochs=args.epochs, initial_epoch=initial_epoch, shuffle=False,
+                      validation_data=(val_ds.images, y_val), callbacks=callbacks, verbose=verbose)
+        except cb.NonFiniteLoss:
+            if self.info.get("epochs_done"):
+                with contextlib.suppress(FERError):
+                    self.keeper.finish("failed")
+            raise
+        self.keeper.finish("done")
+        return self.summary()
 
-        fit_data = {"x": MixedBatches(train_ds.images, y_train, batch_size, args.mixup, args.cutmix, args.seed)}
-    else:
-        fit_data = {"x": train_ds.images, "y": y_train, "batch_size": batch_size, "shuffle": True}
-    try:
-        model.fit(**fit_data, epochs=args.epochs, validation_data=(val_ds.images, y_val),
-                  callbacks=callbacks, verbose=verbose)
-    except KeyboardInterrupt:
-        keeper.finish("interrupted")
-        print(f"\ninterrupted after epoch {info.get('epochs_done', 0)}; continue with: "
-              f"python {prog_name()} {args.train_csv} --out {run_dir} --resume", file=sys.stderr)
+    def summary(self):
+        info = self.info
+        if info.get("val_accuracy") is None:
+            raise FERError(f"{self.run.path}: no epoch finished")
+        budget = " (the time budget was spent)" if self.args.time_budget and info["epochs_done"] < self.args.epochs else ""
+        print(f"best val_accuracy {info['val_accuracy']:.4f} at epoch {info['best_epoch']}; "
+              f"{cb.plural(info['epochs_done'], 'epoch')}{budget} in {info['train_seconds'] / 60:.1f} min; "
+              f"saved {self.run.path}", flush=True)
+        return 0
+
+    def resume_hint(self):
+        return f"python {self.prog} {shlex.quote(self.args.train_csv)} --out {shlex.quote(self.run.path)} --resume"
+
+    def interrupted(self):
+        """Ctrl-C: record it and say how to go on (or, before any epoch finished, leave nothing)."""
+        done = self.info.get("epochs_done", 0)
+        if self.run is None or (not done and not self.args.resume):
+            if self.run is not None:
+                self.run.discard()
+            print("\ninterrupted before the first epoch finished; nothing was saved", file=sys.stderr, flush=True)
+            return 130
+        if self.keeper is not None:
+            with contextlib.suppress(FERError):
+                self.keeper.finish("interrupted")
+        print(f"\ninterrupted after {cb.plural(done, 'epoch')}; continue with: {self.resume_hint()}",
+              file=sys.stderr, flush=True)
         return 130
-    keeper.finish("done")
-    best = info.get("val_accuracy")
-    if best is None:
-        print(f"no epoch finished; run folder {run_dir}")
-        return 1
-    print(f"best val_accuracy {best:.4f} at epoch {info['best_epoch']}; "
-          f"{info['epochs_done']} epochs in {info['train_seconds'] / 60:.1f} min; saved {run_dir}", flush=True)
-    return 0
+
+    def stop_now(self):
+        """Ctrl-C while a step runs on: record the interruption from the main thread. The files on
+        disk hold the last finished epoch already; holding the run's commit lock (never released:
+        the process ends next) keeps the training thread from committing after us."""
+        if self.run is not None:
+            self.run.commit_lock.acquire(timeout=5)
+        self.interrupted()
+        if self.run is not None:
+            self.run.release()
+
+    def _check_stop(self):
+        if self.stop.is_set():
+            raise KeyboardInterrupt
 
 
-def prog_name():
-    return os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0].endswith(".py") else "train_cnn.py"
+def check_model_options(name, options):
+    """Each --option must be one the model takes, of the kind of its default (width=abc is not an int)."""
+    known = models.options_of(name)
+    for key, value in options.items():
+        if key not in known:
+            raise FERError(f"--option {key}={value}: model {name} has no option {key} "
+                           f"(it takes: {', '.join(known) or 'none'})")
+        default = known[key]
+        kinds = {bool: (bool,), int: (int,), float: (int, float), str: (str,)}.get(type(default))
+        if kinds and not (isinstance(value, kinds) and (type(default) is bool or not isinstance(value, bool))):
+            raise FERError(f"--option {key}={value}: model {name} expects {_kind(default)} "
+                           f"for {key} (its default is {default!r})")
 
 
-def _optimizer(args, keras):
+def _kind(value):
+    return {bool: "True or False", int: "an integer", float: "a number", str: "a string"}[type(value)]
+
+
+def _learning_rate(args, steps):
+    """The epoch-based cosine schedule with linear warm-up, as Keras' CosineDecay; a constant for
+    --schedule constant/plateau and under --time-budget (the TimeBudget callback sets it then)."""
+    if args.schedule != "cosine" or args.time_budget:
+        return args.lr
+    total = args.epochs * steps
+    warmup = min(round(args.warmup * total), total - 1)
+    if warmup <= 0:
+        return keras.optimizers.schedules.CosineDecay(args.lr, decay_steps=total)
+    return keras.optimizers.schedules.CosineDecay(0.0, decay_steps=total - warmup, warmup_target=args.lr,
+                                                  warmup_steps=warmup)
+
+
+def _optimizer(args, lr):
     ema = {"use_ema": True, "ema_momentum": args.ema} if args.ema else {}
     if args.optimizer == "sgd":
-        return keras.optimizers.SGD(args.lr, momentum=0.9, nesterov=True, weight_decay=args.weight_decay or None, **ema)
+        return keras.optimizers.SGD(lr, momentum=0.9, nesterov=True, weight_decay=args.weight_decay or None, **ema)
     if args.optimizer == "adamw":
-        return keras.optimizers.AdamW(args.lr, weight_decay=args.weight_decay, **ema)
-    return keras.optimizers.Adam(args.lr, **ema)
+        return keras.optimizers.AdamW(lr, weight_decay=args.weight_decay, **ema)
+    return keras.optimizers.Adam(lr, **ema)
 
 
 def _distribution(args):
     """(context manager for building the model, global batch size)."""
-    import contextlib
-
-    import keras
-
     if not args.distribute:
         return contextlib.nullcontext(), args.batch_size
     backend = keras.backend.backend()
@@ -261,14 +322,11 @@ def _distribution(args):
     return contextlib.nullcontext(), args.batch_size * n
 
 
-# ---------------------------------------------------------------- distribution helper
-
-
 def _tf_strategy():
     """MultiWorkerMirroredStrategy when TF_CONFIG names a cluster; else MirroredStrategy over the
     local GPUs, or, on a machine without GPUs, over its logical CPU devices (MirroredStrategy's
     own default would take CPU:0 alone, even when tf.config split the CPU into several)."""
-    import tensorflow as tf
+    import tensorflow as tf  # only on the TensorFlow backend, which has loaded it already
 
     if os.environ.get("TF_CONFIG"):
         return tf.distribute.MultiWorkerMirroredStrategy()
@@ -278,54 +336,21 @@ def _tf_strategy():
     return tf.distribute.MirroredStrategy(devices=cpus)
 
 
-def _prepare_run_dir(args, options):
-    from models import runs
+def _has_gpu():
+    """Whether the backend trains on a GPU (for the hint on long CPU runs). The backend's own
+    module is imported here, already loaded by Keras; importing another backend would load it."""
+    backend = keras.backend.backend()
+    with contextlib.suppress(Exception):
+        if backend == "tensorflow":
+            import tensorflow as tf
 
-    if args.resume:
-        run_dir = args.out or _newest_unfinished()
-        if run_dir is None:
-            raise FERError(f"--resume: no unfinished run under {runs.RUNS_DIR}/; name one with --out DIR")
-        info = runs.read_info(run_dir)
-        if info.get("status") == "done":
-            raise FERError(f"{run_dir}: this run already finished; nothing to resume")
-        print(f"resuming {run_dir} after epoch {info.get('epochs_done', 0)}", flush=True)
-        return run_dir, info
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    run_dir = args.out or os.path.join(runs.RUNS_DIR, f"{args.model}-{stamp}")
-    if os.path.exists(os.path.join(run_dir, runs.RUN_FILE)):
-        raise FERError(f"{run_dir}: already holds a run; use --resume to continue it or choose another --out")
-    os.makedirs(run_dir, exist_ok=True)
-    return run_dir, {"created": stamp}
+            return bool(tf.config.list_logical_devices("GPU"))
+        if backend == "jax":
+            import jax
 
+            return any(d.platform == "gpu" for d in jax.devices())
+        if backend == "torch":
+            import torch
 
-def _newest_unfinished():
-    import glob
-
-    from models import runs
-
-    found = []
-    for path in glob.glob(os.path.join(runs.RUNS_DIR, "*", runs.RUN_FILE)):
-        try:
-            if runs.read_info(os.path.dirname(path)).get("status") != "done":
-                found.append(os.path.dirname(path))
-        except FERError:
-            continue
-    return max(found, key=os.path.getmtime) if found else None
-
-
-def _hardware(cpuinfo="/proc/cpuinfo"):
-    """The machine a run was timed on: CPU model and vector width matter, since training
-    speed on one 'AMD EPYC' differs twofold between AVX2 and AVX-512 parts."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open(cpuinfo) as f:
-            info = f.read()
-    except OSError:
-        info = ""
-    name = re.search(r"^model name\s*:\s*(.+)$", info, re.M)
-    if name:
-        flags = re.search(r"^flags\s*:(.*)$", info, re.M)
-        flags = set(flags.group(1).split()) if flags else set()
-        simd = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else None
-        cpu = f"{name.group(1).strip()}{f' ({simd})' if simd else ''}, {platform.machine()}"
-    return f"{cpu}, {os.cpu_count()} CPU cores, {platform.system()}"
+            return torch.cuda.is_available()
+    return False

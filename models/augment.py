@@ -3,11 +3,9 @@
 The report used Keras 2's ImageDataGenerator (rotation, shifts, zoom, horizontal flip). Keras 3
 dropped it; its separate preprocessing layers resample the image once per transform. Here
 rotation, shift, zoom and flip are composed into one affine matrix per image and applied with a
-single bilinear resampling instead of four (benchmarks/augment.py): TensorFlow's
-ImageProjectiveTransformV3 kernel (via `keras.ops.image.affine_transform`) where it is the fastest,
-and `affine_resample`, plain keras.ops gathers, inside XLA-compiled steps and on JAX and PyTorch.
-Written with keras.ops and keras.random (plus one guarded TensorFlow check for XLA), so it runs
-under TensorFlow, JAX and PyTorch. Both layers are the identity outside training.
+single bilinear resampling instead of four (benchmarks/augment.py). Written with keras.ops and
+keras.random, so it runs under TensorFlow, JAX and PyTorch; both layers are the identity outside
+training (also when called without `training`).
 """
 import math
 
@@ -18,14 +16,28 @@ from keras import ops
 @keras.saving.register_keras_serializable(package="ferkit")
 class RandomAffine(keras.layers.Layer):
     """Random rotation (degrees), shift (fraction of size), zoom (fraction) and horizontal flip,
-    fused into one resampling. `fill_mode` as ImageDataGenerator's default: 'nearest'."""
+    fused into one resampling. `fill_mode` as ImageDataGenerator's default: 'nearest'.
 
-    def __init__(self, rotation=15.0, shift=0.1, zoom=0.1, flip=True, fill_mode="nearest", seed=None, **kwargs):
+    `resampler`: 'gather' is `affine_resample` (plain keras.ops, XLA compiles it); 'kernel' is
+    keras.ops.image.affine_transform, on TensorFlow its ImageProjectiveTransformV3 kernel, twice as
+    fast outside XLA but with no XLA lowering; 'auto' takes the kernel where Keras would not
+    compile with XLA anyway (TensorFlow on a machine without GPUs, as `jit_compile="auto"`
+    decides) and the gathers elsewhere. With the kernel the layer says `supports_jit = False`, so
+    an explicit `compile(jit_compile=True)` falls back to no XLA instead of failing."""
+
+    def __init__(self, rotation=15.0, shift=0.1, zoom=0.1, flip=True, fill_mode="nearest", seed=None,
+                 resampler="auto", **kwargs):
         super().__init__(**kwargs)
+        if resampler not in ("auto", "gather", "kernel"):
+            raise ValueError(f"resampler {resampler!r}: expected 'auto', 'gather' or 'kernel'")
         self.rotation, self.shift, self.zoom, self.flip = float(rotation), float(shift), float(zoom), bool(flip)
-        self.fill_mode = fill_mode
+        self.fill_mode, self.resampler = fill_mode, resampler
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
+        if resampler == "auto":
+            resampler = "kernel" if _tensorflow_without_accelerator() else "gather"
+        self.use_kernel = resampler == "kernel" or fill_mode != "nearest"  # the gathers do 'nearest' only
+        self.supports_jit = not (self.use_kernel and keras.backend.backend() == "tensorflow")
 
     def call(self, images, training=None):
         if not training:
@@ -34,9 +46,9 @@ class RandomAffine(keras.layers.Layer):
         shape = ops.shape(images)
         batch, height, width = shape[0], shape[1], shape[2]
         transform = self.random_transform(batch, height, width)
-        if self.fill_mode == "nearest" and not _tf_outside_xla():
-            return affine_resample(images, transform)
-        return ops.image.affine_transform(images, transform, interpolation="bilinear", fill_mode=self.fill_mode)
+        if self.use_kernel:
+            return ops.image.affine_transform(images, transform, interpolation="bilinear", fill_mode=self.fill_mode)
+        return affine_resample(images, transform)
 
     def random_transform(self, batch, height, width):
         """Per-image [a0, a1, a2, b0, b1, b2, 0, 0]: output pixel (x, y) samples input pixel
@@ -67,7 +79,17 @@ class RandomAffine(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "rotation": self.rotation, "shift": self.shift, "zoom": self.zoom,
-                "flip": self.flip, "fill_mode": self.fill_mode, "seed": self.seed}
+                "flip": self.flip, "fill_mode": self.fill_mode, "seed": self.seed, "resampler": self.resampler}
+
+
+def _tensorflow_without_accelerator():
+    """True on the TensorFlow backend when TensorFlow sees no GPU or TPU: there Keras'
+    jit_compile="auto" trains without XLA (Trainer._resolve_auto_jit_compile, Keras 3.15)."""
+    if keras.backend.backend() != "tensorflow":
+        return False
+    import tensorflow as tf
+
+    return all(d.device_type == "CPU" for d in tf.config.list_physical_devices())
 
 
 def affine_resample(images, transform):
@@ -75,10 +97,9 @@ def affine_resample(images, transform):
     [a0, a1, a2, b0, b1, b2, 0, 0], with fill mode 'nearest' (coordinates clamped to the image),
     as `keras.ops.image.affine_transform(..., "bilinear", "nearest")` computes it on TensorFlow.
 
-    Plain keras.ops gathers, so XLA compiles it (TensorFlow's ImageProjectiveTransformV3 kernel,
-    behind ops.image.affine_transform, has no XLA lowering: jit_compile=True, and
-    jit_compile="auto" on a GPU, fail on it). Outside XLA on TensorFlow that kernel is the faster
-    one, and RandomAffine uses it there (benchmarks/augment.py)."""
+    Plain keras.ops gathers, so XLA compiles it: TensorFlow's ImageProjectiveTransformV3 kernel,
+    behind ops.image.affine_transform, has no XLA lowering (jit_compile=True, and
+    jit_compile="auto" on a GPU, fail on it). RandomAffine(resampler=...) chooses between them."""
     shape = ops.shape(images)
     batch, height, width, channels = shape[0], shape[1], shape[2], shape[3]
     ys = ops.cast(ops.arange(height), "float32")[None, :, None]
@@ -101,27 +122,17 @@ def affine_resample(images, transform):
     return top * (1.0 - wy) + bottom * wy
 
 
-def _tf_outside_xla():
-    """True when running on TensorFlow and not inside an XLA-compiled function (where
-    ImageProjectiveTransformV3 works and is the fastest resampler). False on the other backends:
-    they use affine_resample, so every backend computes the same augmentation."""
-    if keras.backend.backend() != "tensorflow":
-        return False
-    try:
-        import tensorflow as tf
-        from tensorflow.python.ops import control_flow_util
-    except ImportError:
-        return False
-    try:
-        return not control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
-    except Exception:  # a TensorFlow without this internal helper: the gather path is always safe
-        return False
-
-
 @keras.saving.register_keras_serializable(package="ferkit")
 class RandomErasing(keras.layers.Layer):
     """Random erasing (Zhong et al. 2017): with probability `rate`, one rectangle of `area`
-    (fraction of the image) and aspect ratio in [1/3, 3] is filled with uniform noise."""
+    (fraction of the image) and aspect ratio in [1/3, 3] is filled with uniform noise.
+
+    Not keras.layers.RandomErasing (Keras 3.15.1), which does not behave as training-only
+    augmentation must: its call defaults to training=True, so `model(x)` without `training` erases
+    faces (tests/test_models.py shows it); its noise is N(0, 255^2) clipped to 0..255, which makes
+    half the erased pixels black and a sixth white; and a float `factor` p erases with a
+    probability drawn from U(0, p), p/2 on average. Measured on 2,000 faces under TensorFlow and
+    PyTorch: 50% of the erased pixels 0 and 16% 255; our layer: uniform noise, rate as given."""
 
     def __init__(self, rate=0.5, area=(0.02, 0.25), value_range=255.0, seed=None, **kwargs):
         super().__init__(**kwargs)
@@ -157,11 +168,11 @@ class RandomErasing(keras.layers.Layer):
                 "seed": self.seed}
 
 
-def augmentation(rotation=15.0, shift=0.1, zoom=0.1, flip=True, erasing=0.0, seed=None):
+def augmentation(rotation=15.0, shift=0.1, zoom=0.1, flip=True, erasing=0.0, seed=None, resampler="auto"):
     """The training-time augmentation block: one fused affine resampling, then optional erasing.
 
     Defaults follow the report's ImageDataGenerator setup (rotation, shifts, zoom, flip)."""
-    steps = [RandomAffine(rotation, shift, zoom, flip, seed=seed, name="augment_affine")]
+    steps = [RandomAffine(rotation, shift, zoom, flip, seed=seed, resampler=resampler, name="augment_affine")]
     if erasing > 0:
         steps.append(RandomErasing(erasing, seed=None if seed is None else seed + 1, name="augment_erase"))
     return keras.Sequential(steps, name="augment")

@@ -1,5 +1,8 @@
 """plot_confusion.py, saliency.py, filter_vis.py and make_report.py on the tiny trained run
-(conftest.trained_run) and the synthetic labelled set; called in-process through main(argv)."""
+(conftest.trained_run) and the synthetic labelled set; called in-process through main(argv).
+The figures' layout is checked on the drawn figures themselves (titles clear of each other and
+of the page edge, colorbars, one colour scale), the report against the run files it reads."""
+import csv
 import json
 import os
 import re
@@ -15,13 +18,12 @@ import plot_confusion
 import saliency
 
 
-def _image(path, width, height):
-    """The image exists, has the figure's pixel size and is not blank."""
+def _image(path):
+    """The image exists and is not blank; returns its pixels."""
     from matplotlib.image import imread
 
     assert os.path.exists(path)
     img = imread(path)
-    assert img.shape[:2] == (height, width), img.shape
     assert img[..., :3].std() > 0.05, "blank image"
     return img
 
@@ -34,24 +36,43 @@ def _one_error_line(capsys, *words):
     return err[0]
 
 
-def pdf_text(path):
-    """Text drawn in a matplotlib PDF: the strings of its Tj/TJ operators (streams inflated)."""
+def pdf_pages(path):
+    """Text drawn in a matplotlib PDF, one string per page in order (each page is one content
+    stream): the strings of its Tj/TJ operators (streams inflated), one line per drawn string."""
     raw = open(path, "rb").read()
-    chunks = []
+    pages = []
     for m in re.finditer(rb"stream\r?\n(.*?)\r?\nendstream", raw, re.S):
         body = m.group(1)
         try:
             body = zlib.decompress(body)
         except zlib.error:
             pass
+        if not re.search(rb"\bBT\b.*?\bTf\b", body, re.S):  # not a page's text (an image, a font)
+            continue
+        chunks = []
         for t in re.finditer(rb"\[(.*?)\]\s*TJ|\(((?:\\.|[^\\)])*)\)\s*Tj", body, re.S):
             if t.group(1) is not None:
                 parts = re.findall(rb"\(((?:\\.|[^\\)])*)\)", t.group(1))
                 chunks.append(b"".join(parts))
             else:
                 chunks.append(t.group(2))
-    text = b"\n".join(chunks).decode("latin-1")
-    return re.sub(r"\\(.)", r"\1", text)
+        if chunks:
+            pages.append(re.sub(r"\\(.)", r"\1", b"\n".join(chunks).decode("latin-1")))
+    return pages
+
+
+def pdf_text(path):
+    return "\n".join(pdf_pages(path))
+
+
+def _page(pages, title):
+    """The page whose text holds `title`, with its lines joined by spaces (wrapped lines read on)."""
+    found = [p for p in pages if title in p]
+    assert len(found) == 1, (title, len(found))
+    return " ".join(found[0].split())
+
+
+# ---------------------------------------------------------------- plot_confusion.py
 
 
 def test_plot_confusion(trained_run, synthetic_csvs, tmp_path, capsys):
@@ -59,17 +80,21 @@ def test_plot_confusion(trained_run, synthetic_csvs, tmp_path, capsys):
     rc = plot_confusion.main(["--data", str(synthetic_csvs["val"]), "--weights", str(trained_run),
                               "--out", str(out), "--json"])
     assert rc == 0
-    _image(out, 1300, 600)
+    _image(out)
     printed = capsys.readouterr().out
-    assert "precision" in printed and "Angry" in printed
+    assert "precision" in printed and "Angry" in printed and "macro avg" in printed  # scikit-learn's report
     m = json.loads((tmp_path / "conf.json").read_text())
     info = json.loads((trained_run / "run.json").read_text())
     # The run validated on this very file: our accuracy is its best val_accuracy.
     assert m["accuracy"] == pytest.approx(info["val_accuracy"], abs=1e-6)
     counts = np.array(m["confusion"])
     assert counts.sum() == m["n"] == 210
+    assert np.trace(counts) == round(m["accuracy"] * 210)
     assert np.allclose(np.array(m["confusion_normalized"]).sum(axis=1), 1.0)
     assert [r["class"] for r in m["per_class"]] == ["Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral"]
+    assert [r["support"] for r in m["per_class"]] == counts.sum(axis=1).tolist()
+    recall = [r["recall"] for r in m["per_class"]]
+    np.testing.assert_allclose(recall, np.diag(counts) / counts.sum(axis=1))
 
 
 def test_plot_confusion_ensemble_tta_and_confused_pairs(trained_run, tmp_path, capsys):
@@ -79,9 +104,9 @@ def test_plot_confusion_ensemble_tta_and_confused_pairs(trained_run, tmp_path, c
     x, y = synthetic.make_faces(70, seed=9)
     y_wrong = y.copy()
     y_wrong[:10] = (y[:10] + 1) % 7
-    csv = synthetic.write_csv(tmp_path / "mixed.csv", x, y_wrong)
+    data_csv = synthetic.write_csv(tmp_path / "mixed.csv", x, y_wrong)
     out = tmp_path / "c.svg"
-    rc = plot_confusion.main(["--data", str(csv), "--weights", str(trained_run), "--weights", str(trained_run),
+    rc = plot_confusion.main(["--data", str(data_csv), "--weights", str(trained_run), "--weights", str(trained_run),
                               "--tta", "--out", str(out), "--json", str(tmp_path / "m.json")])
     assert rc == 0 and out.exists() and out.read_text().lstrip().startswith("<?xml")
     m = json.loads((tmp_path / "m.json").read_text())
@@ -90,42 +115,124 @@ def test_plot_confusion_ensemble_tta_and_confused_pairs(trained_run, tmp_path, c
     assert "most confused" in capsys.readouterr().out
 
 
-def test_saliency_script(trained_run, synthetic_csvs, tmp_path):
+@pytest.mark.parametrize("case", ["data", "run.json", "weights"])
+def test_plot_confusion_never_writes_over_an_input(trained_run, synthetic_csvs, tmp_path, capsys, case):
+    """`--json L.csv` used to replace the labelled data with JSON (and a run's files alike)."""
+    data_csv = tmp_path / "labelled.csv"
+    shutil.copy(synthetic_csvs["val"], data_csv)
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    target = {"data": data_csv, "run.json": run / "run.json", "weights": run / "best.weights.h5"}[case]
+    before = target.read_bytes()
+    assert plot_confusion.main(["--data", str(data_csv), "--weights", str(run), "--out", str(tmp_path / "c.png"),
+                                "--json", str(target)]) == 2
+    _one_error_line(capsys, str(target), "is also an input")
+    assert target.read_bytes() == before
+    assert not (tmp_path / "c.png").exists()
+
+
+# ---------------------------------------------------------------- saliency.py
+
+
+def test_saliency_script(trained_run, synthetic_csvs, tmp_path, capsys):
     out = tmp_path / "sal.png"
     rc = saliency.main(["--data", str(synthetic_csvs["val"]), "--weights", str(trained_run), "--out", str(out),
                         "--per-class", "1", "--samples", "3", "--steps", "6"])
     assert rc == 0
-    # 7 rows (one face per class) x 5 columns (face + 4 methods)
-    _image(out, 5 * 170, int(round((1.9 * 7 + 0.5) * 100)))
+    _image(out)
+    printed = capsys.readouterr().out
+    assert re.search(r"7 faces x Gradient, SmoothGrad, Grad-CAM \(\w+\), Integrated gradients$", printed.strip())
+
+
+def _boxes(fig, suptitle):
+    """Draw the figure; (suptitle box, [axes-title boxes], figure box) in display pixels."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Text
+
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    sup = [c for c in fig.get_children() if isinstance(c, Text) and c.get_text().replace("\n", " ") == suptitle]
+    assert len(sup) == 1, "the title is drawn once"
+    titles = [ax.title.get_window_extent(renderer) for ax in fig.axes if ax.get_title()]
+    bars = [ax.xaxis.label.get_window_extent(renderer) for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    return sup[0].get_window_extent(renderer), titles, bars, fig.bbox
+
+
+def _inside(box, page):
+    return page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0 and box.y1 <= page.y1
+
+
+@pytest.mark.parametrize("faces, methods", [(14, 4), (7, 1)])
+def test_saliency_figure_title_is_clear_of_the_headers_and_inside_the_page(faces, methods):
+    """With the default 2 faces per class (14 rows) the title used to run into the column
+    headers; with one method it was clipped on both sides."""
+    from ferkit import figures
+
+    rng = np.random.default_rng(0)
+    imgs = rng.integers(0, 255, (faces, 48, 48, 1))
+    cols = [(f"Method {k}", rng.random((faces, 48, 48))) for k in range(methods)]
+    title = ("fernet (models/pretrained/fernet): maps explain the predicted class; gradients averaged over "
+             "random shifts of up to 8 px")
+    fig = figures.saliency_figure(imgs, cols, [f"true Happy\npred Sad 0.{i}" for i in range(faces)],
+                                  suptitle=title)
+    sup, heads, bars, page = _boxes(fig, title)
+    assert len(heads) == faces + methods  # a title over each face, a header over each method's column
+    assert not any(sup.overlaps(h) for h in heads) and _inside(sup, page)
+    assert len(bars) == 1 and _inside(bars[0], page)  # one colorbar, its label on the page
+    assert "99.5th percentile" in next(ax for ax in fig.axes if ax.get_label() == "<colorbar>").get_xlabel()
+
+
+def test_saliency_target_true_needs_labels(trained_run, synthetic_csvs, tmp_path, capsys):
+    out = tmp_path / "s.png"
+    assert saliency.main(["--data", str(synthetic_csvs["test"]), "--weights", str(trained_run), "--target", "true",
+                          "--out", str(out)]) == 2
+    _one_error_line(capsys, str(synthetic_csvs["test"]), "no label column", "--target pred")
+    assert not out.exists()
 
 
 def test_saliency_example_choice_mixes_right_and_wrong():
+    from ferkit.evaluate import pick_examples
+
     labels = np.array([0] * 6 + [1] * 3)
     pred = np.array([0, 0, 0, 1, 1, 1, 1, 1, 1])
-    idx = saliency.pick_examples(labels, pred, per_class=4)
+    idx = pick_examples(labels, pred, per_class=4)
     zeros = [i for i in idx if labels[i] == 0]
     assert len(zeros) == 4
     assert sum(pred[i] == 0 for i in zeros) == 2 and sum(pred[i] != 0 for i in zeros) == 2
     assert len([i for i in idx if labels[i] == 1]) == 3
 
 
+# ---------------------------------------------------------------- filter_vis.py
+
+
 def test_filter_vis_script(trained_run, synthetic_csvs, tmp_path, capsys):
+    from ferkit import explain
+    from models import load_run
+
     out = tmp_path / "f.png"
     rc = filter_vis.main(["--weights", str(trained_run), "--filters", "4", "--steps", "8",
                           "--data", str(synthetic_csvs["val"]), "--image", "5", "--out", str(out)])
     assert rc == 0
-    _image(out, 2 * 160, int(round((1.75 * 2 + 0.5) * 100)))
-    maps = tmp_path / "f-maps.png"
-    assert maps.exists()
-    # the face + the layer's (at most 32) maps in a near-square grid
-    from ferkit import explain
-    from models import load_run
-
+    _image(out)
+    _image(tmp_path / "f-maps.png")
+    printed = capsys.readouterr().out
+    # by default, the maps of a layer that still shows the face: 24x24, not fernet's 6x6 stage
     model, _ = load_run(str(trained_run))
-    k = min(model.get_layer(explain.default_filter_layer(model)).output.shape[-1], 32) + 1
-    cols = int(np.ceil(np.sqrt(k)))
-    _image(maps, int(1.5 * cols * 100), int(round((1.6 * int(np.ceil(k / cols)) + 0.5) * 100)))
-    assert "f-maps.png" in capsys.readouterr().out
+    channels = model.get_layer(explain.default_maps_layer(model)).output.shape[-1]
+    assert re.search(rf"f-maps.png: feature maps of \w+ \(24x24x{channels}\) for row 5", printed), printed
+
+
+def test_feature_maps_share_one_scale_with_a_colorbar():
+    from ferkit import figures
+
+    maps = np.random.default_rng(0).random((24, 24, 8)).astype(np.float32) * np.arange(1, 9)  # map 7 brightest
+    fig = figures.feature_maps_figure(np.zeros((48, 48)), maps, "layer_x")
+    shown = [ax.images[0] for ax in fig.axes if ax.images and ax.get_title().startswith("map ")]
+    assert len(shown) == 8
+    assert len({im.get_clim() for im in shown}) == 1  # one scale: a bright map is a strongly active one
+    lo, hi = shown[0].get_clim()
+    assert lo == 0 and hi == pytest.approx(np.percentile(maps, 99.5))
+    assert any(ax.get_label() == "<colorbar>" for ax in fig.axes)
 
 
 @pytest.mark.parametrize("script, argv, words", [
@@ -133,6 +240,7 @@ def test_filter_vis_script(trained_run, synthetic_csvs, tmp_path, capsys):
     (filter_vis, ["--layer", "no_such_layer", "--steps", "1"], ["no_such_layer"]),
     (filter_vis, ["--image", "99999"], ["--image 99999"]),
     (saliency, ["--out", "x.nosuchformat"], ["nosuchformat"]),
+    (saliency, ["--jitter", "30"], ["--jitter 30"]),
 ])
 def test_bad_arguments_exit_2_with_one_line(trained_run, synthetic_csvs, tmp_path, capsys, script, argv, words):
     argv = argv + ["--weights", str(trained_run), "--data", str(synthetic_csvs["val"])]
@@ -155,50 +263,120 @@ def test_missing_data_and_missing_weights(trained_run, synthetic_csvs, tmp_path,
     for script, extra in ((plot_confusion, ["--data", str(synthetic_csvs["val"])]),
                           (saliency, ["--data", str(synthetic_csvs["val"])]), (filter_vis, [])):
         assert script.main(extra + ["--weights", str(no_weights), "--out", str(tmp_path / "o.png")]) == 2
-        _one_error_line(capsys, "no weights file")
+        _one_error_line(capsys, "weights file", "finish an epoch")
     unlabelled = synthetic_csvs["test"]
     assert plot_confusion.main(["--data", str(unlabelled), "--weights", str(trained_run)]) == 2
     _one_error_line(capsys, "no label column")
 
 
-def test_make_report(trained_run, synthetic_csvs, tmp_path, capsys):
-    runs_dir = tmp_path / "runs"
-    runs_dir.mkdir()
-    shutil.copytree(trained_run, runs_dir / "tiny")
-    # A second run folder without weights still gets its architecture and curves.
-    (runs_dir / "cnn1-noweights").mkdir()
-    info = json.loads((trained_run / "run.json").read_text())
-    other = {**info, "model": "cnn1", "options": {"batchnorm": False}, "val_accuracy": 0.4321}
-    (runs_dir / "cnn1-noweights" / "run.json").write_text(json.dumps(other))
-    out = tmp_path / "report.pdf"
-    rc = make_report.main(["--runs", str(runs_dir), "--data", str(synthetic_csvs["val"]), "--out", str(out),
-                           "--samples", "2", "--steps", "4", "--filters", "4", "--filter-steps", "5"])
-    assert rc == 0
+# ---------------------------------------------------------------- make_report.py
+
+HOST = "Test CPU (AVX2), x86_64, 2 CPU cores, Linux"
+LONG_COMMAND = ("python train_cnn.py ../shared/data/fer2013/train.csv.gz --model {model} --val "
+                "../shared/data/fer2013/public_test.csv.gz --time-budget 45 --out runs/experiments/{name} --quiet")
+
+
+def _fake_experiment(root, name, model, val_accuracy, options=None, augment=True):
+    """A docs/experiments-like folder: run.json and history.csv only, no weights."""
+    folder = root / name
+    folder.mkdir(parents=True)
+    rows = [{"epoch": e + 1, "accuracy": v + 0.05, "loss": 1.0, "val_accuracy": v, "val_loss": 1.2, "lr": 1e-3,
+             "seconds": 60.0 * (e + 1)} for e, v in enumerate(val_accuracy)]
+    with open(folder / "history.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    info = {"model": model, "options": options or {}, "augment": {"erasing": 0.0} if augment else None,
+            "params": 2_659_851, "host": HOST, "status": "done", "train_seconds": 60.0 * len(rows),
+            "val_accuracy": max(val_accuracy), "args": {"val": "../shared/data/fer2013/public_test.csv.gz"},
+            "experiment": {"name": name, "command": LONG_COMMAND.format(model=model, name=name)}}
+    (folder / "run.json").write_text(json.dumps(info))
+    return folder
+
+
+@pytest.fixture
+def experiments_dir(tmp_path):
+    root = tmp_path / "docs" / "experiments"
+    _fake_experiment(root, "cnn1", "cnn1", [0.41, 0.5712, 0.5531])
+    _fake_experiment(root, "cnn1_no_batchnorm", "cnn1", [0.38, 0.4923], options={"batchnorm": False})
+    _fake_experiment(root, "cnn1_no_augment", "cnn1", [0.40, 0.5344, 0.5202, 0.5101], augment=False)
+    _fake_experiment(root, "dnn_cnn1", "dnn", [0.30, 0.3877], options={"match": "cnn1"})
+    return root
+
+
+def test_make_report_default_out_is_not_the_tracked_report():
+    out = make_report.build_parser().parse_args([]).out
+    assert os.path.abspath(out) != os.path.abspath("report.pdf") and out.endswith(".pdf")
+
+
+def test_make_report(trained_run, synthetic_csvs, experiments_dir, tmp_path, capsys):
+    out = tmp_path / "out" / "report.pdf"
+    argv = ["--experiments", str(experiments_dir), "--weights", str(trained_run), "--data", str(synthetic_csvs["val"]),
+            "--out", str(out), "--samples", "2", "--steps", "4", "--filters", "4", "--filter-steps", "5"]
+    assert make_report.main(argv) == 0
     assert out.read_bytes().startswith(b"%PDF")
-    numbers = json.loads((tmp_path / "report.json").read_text())
+    numbers = json.loads((tmp_path / "out" / "report.json").read_text())
     assert numbers["sections"] == list(make_report.SECTIONS)
+    pages = pdf_pages(out)
+    text = "\n".join(pages)
+    titles = ("results at a glance", "experiments, measured here", "How this report was made", "Appendix: the layers")
+    first = [next(i for i, p in enumerate(pages) if t in p) for t in titles]
+    assert first[:2] == [0, 1] and first[2] + 1 == first[3]  # the closing page, then the appendix to the end
+    assert all(titles[3] in p for p in pages[first[3]:])
+    glance = _page(pages, titles[0])  # page 1: ours beside the report's figures
+    assert "60.94" in glance and "64.14" in glance and "65.25" in glance
+    assert "56% -> 60%" in glance and "60% -> 65%" in glance
+    assert "57.12" in glance and "49.23 -> 57.12" in glance and "53.44 -> 57.12" in glance  # ablations, from history
+    # each number of ours equals the best val_accuracy in that run's history.csv
+    rows = {r["name"]: r for r in numbers["experiments"]}
+    for name in ("cnn1", "cnn1_no_batchnorm", "cnn1_no_augment", "dnn_cnn1"):
+        with open(experiments_dir / name / "history.csv") as f:
+            history = [float(r["val_accuracy"]) for r in csv.DictReader(f)]
+        assert rows[name]["best_val_accuracy"] == max(history) and rows[name]["last_val_accuracy"] == history[-1]
+        assert f"{100 * max(history):.2f}" in text
+    for name in ("cnn2", "cnn3"):
+        assert rows[name]["status"] == "needs a GPU" and rows[name]["best_val_accuracy"] is None
+    assert glance.count("needs a GPU") >= 2
+    # the model shown: validated on the very file the report tests on, and the report says so
+    shown = numbers["model_shown"]
+    info = json.loads((trained_run / "run.json").read_text())
+    assert shown["run_dir"] == str(trained_run) and shown["same_as_validation"]
+    assert shown["test_accuracy"] == pytest.approx(info["val_accuracy"], abs=1e-6)
+    assert "is also this run's validation set" in glance  # (pdf text: "fi" is one ligature glyph)
+    # closing page: hardware, and every command whole (wrapped at spaces, never inside a word)
+    closing = _page(pages, titles[2])
+    assert HOST in closing
+    words = set(closing.split())
+    for name in ("cnn1", "dnn_cnn1"):
+        command = LONG_COMMAND.format(model="dnn" if name == "dnn_cnn1" else "cnn1", name=name)
+        assert set(command.split()) <= words, set(command.split()) - words
+    assert "make_report.py" in closing and str(out) in words
+
+
+def test_make_report_runs_without_weights_and_without_data(trained_run, experiments_dir, tmp_path, capsys):
+    """A run folder with only run.json and history.csv gives its table row and curves; a model
+    named with --weights must have weights; without --data the report still comes out."""
+    runs = tmp_path / "runs"
+    _fake_experiment(runs, "my-fernet", "fernet", [0.5, 0.6187, 0.61], options={"width": 32})
+    out = tmp_path / "r.pdf"
+    base = ["--experiments", str(experiments_dir), "--runs", str(runs), "--out", str(out), "--filters", "2",
+            "--filter-steps", "2"]
+    assert make_report.main(base + ["--weights", str(runs / "my-fernet")]) == 2
+    _one_error_line(capsys, "weights file", "finish an epoch")
+    assert not out.exists()
+    assert make_report.main(base + ["--weights", str(trained_run)]) == 0
+    numbers = json.loads((tmp_path / "r.json").read_text())
+    mine = next(r for r in numbers["experiments"] if r["name"] == "my-fernet")
+    assert mine["best_val_accuracy"] == 0.6187 and mine["network"] == "fernet" and mine["folder"] == str(runs / "my-fernet")
+    assert "Saliency maps" not in numbers["sections"] and "Experiments" in numbers["sections"]
     text = pdf_text(out)
-    for section in make_report.SECTIONS[1:]:
-        assert section in text, section
-    assert "report % (published)" in text and "60.94" in text and "65.25" in text
-    by_dir = {os.path.basename(r["run_dir"]): r for r in numbers["runs"]}
-    tiny = by_dir["tiny"]
-    assert tiny["val_accuracy"] == info["val_accuracy"] and tiny["epochs_done"] == info["epochs_done"]
-    assert tiny["test_accuracy"] == pytest.approx(info["val_accuracy"], abs=1e-6)  # same file it validated on
-    assert tiny["kind"] == "augmentation ablation" and tiny["published"] == 60.0  # trained with --no-augment
-    assert f"{100 * info['val_accuracy']:.2f}" in text
-    assert f"{info['params']:,}" in text
-    noweights = by_dir["cnn1-noweights"]
-    assert noweights["kind"] == "BN ablation" and noweights["published"] == 56.0
-    assert "43.21" in text and noweights["test_accuracy"] is None
-    assert numbers["best_run"].endswith("tiny")
-    assert info["host"] in text
-    assert "make_report.py --runs" in text
-    assert "no weights file" in capsys.readouterr().err
+    assert "61.87" in text and "no --data" in text
 
 
 def test_make_report_errors(tmp_path, capsys):
     assert make_report.main(["--runs", str(tmp_path / "none"), "--out", str(tmp_path / "r.pdf")]) == 2
-    _one_error_line(capsys, "no such folder")
-    assert make_report.main(["--runs", str(tmp_path), "--out", str(tmp_path / "r.pdf")]) == 2
-    _one_error_line(capsys, "no run folders")
+    _one_error_line(capsys, "no such folder", "--runs")
+    assert make_report.main(["--experiments", str(tmp_path / "none"), "--out", str(tmp_path / "r.pdf")]) == 2
+    _one_error_line(capsys, "no such folder", "--experiments")
+    assert make_report.main(["--out", str(tmp_path / "r.png")]) == 2
+    _one_error_line(capsys, "name it .pdf")

@@ -1,6 +1,7 @@
 """Every registered network builds and trains under a second Keras backend (PyTorch), and weights
 saved under it load here (TensorFlow) with the same predictions: the models and augmentation
 layers use keras.ops only, so the GPU plan's JAX runs and this CPU toolkit share run folders.
+The explanation methods and scripts run under PyTorch too, with the same maps as here.
 
 A backend is chosen once per process, so the torch side runs in a subprocess with
 KERAS_BACKEND=torch. Skipped when torch is not installed (requirements-dev.txt brings it)."""
@@ -58,6 +59,35 @@ np.save(sys.argv[2], np.asarray(model.predict(x, verbose=0)))
 """
 
 
+# Every explanation path under torch on the tiny trained run: the maps (compared with TensorFlow's
+# by the test), filter patterns, feature maps, and saliency.py / filter_vis.py end to end.
+EXPLAIN_SCRIPT = r"""
+import sys
+import numpy as np
+import keras
+import filter_vis
+import saliency
+from data import synthetic
+from ferkit import explain
+from models import load_run
+
+assert keras.backend.backend() == "torch", keras.backend.backend()
+run_dir, csv, out = sys.argv[1:4]
+model, _ = load_run(run_dir)
+x, y = synthetic.make_faces(2, seed=4)
+np.savez(out + "/maps.npz", **{name: explain.explain(model, x, y, name, **options)
+                              for name, options in EXPLAIN_CASES.items()},
+         fmaps=explain.feature_maps(model, explain.default_maps_layer(model), x[0]),
+         patterns=explain.filter_patterns(model, filters=2, steps=3).images)
+assert saliency.main(["--data", csv, "--weights", run_dir, "--per-class", "1", "--samples", "2", "--steps", "2",
+                      "--out", out + "/s.png"]) == 0
+assert filter_vis.main(["--weights", run_dir, "--filters", "2", "--steps", "2", "--data", csv,
+                        "--out", out + "/f.png"]) == 0
+"""
+EXPLAIN_CASES = {"vanilla": {"jitter": 2, "samples": 2}, "smoothgrad": {"samples": 2}, "gradcam": {},
+                 "ig": {"steps": 4}}
+
+
 def _run_torch(script, *args, timeout=600):
     env = dict(os.environ, KERAS_BACKEND="torch", PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.run([sys.executable, "-c", script, *args], cwd=ROOT, env=env, capture_output=True,
@@ -97,3 +127,23 @@ def test_weights_trained_under_torch_load_under_tensorflow(tmp_path):
     runs.load_weights(model, str(weights))
     x, _ = synthetic.make_faces(16, seed=3)
     np.testing.assert_allclose(model.predict(x, verbose=0), np.load(probs), atol=1e-4)
+
+
+@needs_torch
+def test_explanations_and_their_scripts_run_under_torch_with_tensorflows_maps(trained_run, synthetic_csvs, tmp_path):
+    from data import synthetic
+    from ferkit import explain
+    from models import load_run
+
+    script = EXPLAIN_SCRIPT.replace("EXPLAIN_CASES", repr(EXPLAIN_CASES))
+    _run_torch(script, str(trained_run), str(synthetic_csvs["val"]), str(tmp_path))
+    assert (tmp_path / "s.png").stat().st_size > 0 and (tmp_path / "f-maps.png").stat().st_size > 0
+    torch_maps = np.load(tmp_path / "maps.npz")
+    model, _ = load_run(str(trained_run))
+    x, y = synthetic.make_faces(2, seed=4)
+    for name, options in EXPLAIN_CASES.items():
+        ours = explain.explain(model, x, y, name, **options)
+        np.testing.assert_allclose(torch_maps[name], ours, rtol=1e-3, atol=1e-4 * ours.max(), err_msg=name)
+    fmaps = explain.feature_maps(model, explain.default_maps_layer(model), x[0])
+    np.testing.assert_allclose(torch_maps["fmaps"], fmaps, rtol=1e-3, atol=1e-4 * fmaps.max())
+    assert torch_maps["patterns"].shape == (2, 48, 48) and np.isfinite(torch_maps["patterns"]).all()

@@ -38,8 +38,19 @@ def test_course_test_layout_keeps_ids(tmp_path, faces):
     ids = np.arange(100, 130)[::-1]
     ds = data.load_csv(synthetic.write_csv(tmp_path / "t.csv", x, ids=ids))
     assert ds.labels is None
-    np.testing.assert_array_equal(ds.ids, ids)
+    np.testing.assert_array_equal(ds.ids, ids.astype(str))
     np.testing.assert_array_equal(ds.images, x)
+
+
+def test_ids_are_kept_exactly_as_written(tmp_path, faces):
+    # An id past 64 bits, one in float notation, one with leading zeros, a word: all text, unchanged.
+    x, _ = faces
+    written = ["1234567890123456789012345", "1e3", "007", "face-4"]
+    path = tmp_path / "ids.csv"
+    path.write_text("id,feature\n" + "".join(f"{i},{' '.join(map(str, x[k].ravel()))}\n"
+                                             for k, i in enumerate(written)))
+    assert list(data.load_csv(path).ids) == written
+    assert [i for c in data.iter_csv(path, chunk_rows=3) for i in c.ids] == written
 
 
 def test_gzip_and_windows_line_endings(tmp_path, faces):
@@ -112,10 +123,14 @@ def good_pixels(value=7):
     ("label,feature", [f"1,12.5 {' '.join(['1'] * 2303)}"], r"line 2: pixel 1 '12.5' is not an integer"),
     ("label,feature", [f"1,{' '.join(['1'] * 2303)} abc"], r"line 2: pixel 2304 'abc' is not a number"),
     ("label,feature", [f"1,{good_pixels()}", f"1,300 {' '.join(['1'] * 2303)}"], r"line 3: pixel 1 value 300 outside 0\.\.255"),
-    ("label,feature", [f"1,-4 {' '.join(['1'] * 2303)}"], r"line 2: pixel 1 '-4' is not an integer|line 2: .*-4"),
+    ("label,feature", [f"1,-4 {' '.join(['1'] * 2303)}"], r"line 2: pixel 1 value -4 outside 0\.\.255"),
     ("label,feature", [f"1,{good_pixels()}", f"7,{good_pixels()}"], r"line 3: label 7 outside 0\.\.6"),
     ("label,feature", [f"happy,{good_pixels()}"], r"line 2: label 'happy' is not an integer"),
-    ("id,feature", [f"x1,{good_pixels()}"], r"line 2: id 'x1' is not an integer"),
+    ("id,feature", [f"x1,{good_pixels()}", f" ,{good_pixels()}"], r"line 3: empty id"),
+    ("id,feature", [f"x1,{good_pixels()}", f'"a,b",{good_pixels()}'], r"line 3: id 'a,b' holds a comma or a quote"),
+    ("label,feature", [f"1,{good_pixels()}", f"2,{good_pixels()},9"], r"bad\.csv, line 3: 3 fields, but the header has 2"),
+    # an extra field in the first row: pandas would have taken column 1 as an index and shifted the rest
+    ("label,feature", [f"1,{good_pixels()},9", f"2,{good_pixels()}"], r"bad\.csv, line 2: 3 fields, but the header has 2"),
     ("image,label", [f"{good_pixels()},1"], r"line 1: unknown header 'image,label'"),
 ])
 def test_bad_rows_name_file_line_and_problem(tmp_path, header, rows, message):
@@ -137,6 +152,41 @@ def test_missing_empty_and_truncated_files(tmp_path, faces):
     (tmp_path / "cut.csv.gz").write_bytes(blob[: len(blob) // 2])
     with pytest.raises(FERError, match=r"cut\.csv\.gz: truncated or corrupt"):
         data.load_csv(tmp_path / "cut.csv.gz")
+
+
+def outcome(fn):
+    try:
+        return ("ok", len(fn()))
+    except FERError as e:
+        return ("error", str(e))
+
+
+def test_load_csv_and_iter_csv_accept_and_refuse_the_same_files(tmp_path, faces):
+    # What train (load_csv) reads, predict (iter_csv) reads, and the other way round.
+    x, y = faces
+    text = open(synthetic.write_csv(tmp_path / "t.csv", x, y), "rb").read()
+    (tmp_path / "gzip_named.csv").write_bytes(gzip.compress(text))  # gzip content, plain name
+    (tmp_path / "plain_named.csv.gz").write_bytes(text)  # plain content, gzip name
+    (tmp_path / "header_only.csv").write_text("label,feature\n")
+    (tmp_path / "header_only.csv.gz").write_bytes(gzip.compress(b"id,feature\n"))
+    expected = {"gzip_named.csv": ("ok", 30), "plain_named.csv.gz": ("ok", 30),
+                "header_only.csv": ("error", f"{tmp_path / 'header_only.csv'}: no rows (only a header)"),
+                "header_only.csv.gz": ("error", f"{tmp_path / 'header_only.csv.gz'}: no rows (only a header)")}
+    for name, want in expected.items():
+        path = tmp_path / name
+        assert outcome(lambda: data.load_csv(path, cache=False)) == want, name
+        assert outcome(lambda: data.concat(list(data.iter_csv(path, chunk_rows=7)))) == want, name
+        assert outcome(lambda: data.check_csv(path) and [0] * 30) == (want if want[0] == "error" else ("ok", 30))
+
+
+def test_check_csv_reads_only_the_start(tmp_path):
+    # A bad row late in the file is found by the full read, not by the quick check before a model loads.
+    path = write_rows(tmp_path, "id,feature", [f"1,{good_pixels()}", "2,1 2 3"])
+    assert data.check_csv(path) == (None, "id", "feature", None)
+    with pytest.raises(FERError, match="unknown header 'image,label'"):
+        data.check_csv(write_rows(tmp_path, "image,label", ["1,2"], name="h.csv"))
+    with pytest.raises(FERError, match="--usage needs a Usage column"):
+        data.check_csv(path, usage="PublicTest")
 
 
 def test_stratified_split_keeps_class_balance():

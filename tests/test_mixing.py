@@ -70,4 +70,5 @@ def test_train_cnn_with_mixup_and_cutmix_learns_the_synthetic_task(synthetic_csv
 
 def test_negative_alpha_is_one_clear_error(synthetic_csvs, tmp_path, capsys):
     assert train_cnn.main([str(synthetic_csvs["train"]), "--mixup", "-1", "--out", str(tmp_path / "r")]) == 2
-    assert "--mixup -1.0: must be at least 0" in capsys.readouterr().err
+    assert capsys.readouterr().err == "error: --mixup -1.0: must be a finite number, at least 0 (0 turns it off)\n"
+    assert not (tmp_path / "r").exists()  # refused before anything was built or written

@@ -122,3 +122,50 @@ def test_a_run_trained_with_the_retired_blur_preprocessing_is_refused_in_one_lin
     # the same keys at zero (runs trained after the fix, before the keys went) still load
     info["preprocess"] = {"blur": 0.0, "test_blur": 0.0, "standardize": True}
     assert runs.build_from_info(info).count_params() == models.build_model("fernet", width=8).count_params()
+
+
+def test_affine_resamplers_agree_and_xla_compiles_the_gathers_or_is_declined():
+    # RandomAffine resamples with keras.ops gathers, which XLA compiles, or with Keras' resampler
+    # (TensorFlow's kernel, faster outside XLA, no XLA lowering): both must compute the same.
+    from models.augment import RandomAffine, affine_resample
+
+    x = keras.ops.convert_to_tensor(np.random.default_rng(4).integers(0, 256, (8, 48, 48, 1)).astype("float32"))
+    t = RandomAffine(seed=5).random_transform(8, 48, 48)
+    ours = np.asarray(affine_resample(x, t))
+    reference = np.asarray(keras.ops.image.affine_transform(x, t, interpolation="bilinear", fill_mode="nearest"))
+    np.testing.assert_allclose(ours, reference, atol=0.01)
+    if keras.backend.backend() != "tensorflow":
+        return
+    import tensorflow as tf
+
+    np.testing.assert_allclose(np.asarray(tf.function(affine_resample, jit_compile=True)(x, t)), ours, atol=0.01)
+    # With the kernel the layer declines XLA, so compile(jit_compile=True) trains without it instead of failing.
+    for resampler in ("kernel", "gather"):
+        inputs = keras.Input((48, 48, 1))
+        net = keras.layers.Dense(7, activation="softmax")(keras.layers.Flatten()(RandomAffine(resampler=resampler)(inputs)))
+        model = keras.Model(inputs, net)
+        if resampler == "kernel":
+            with pytest.warns(UserWarning, match="Proceeding with `jit_compile=False`"):
+                model.compile("adam", "categorical_crossentropy", jit_compile=True)
+        else:
+            model.compile("adam", "categorical_crossentropy", jit_compile=True)
+        assert model.jit_compile is (resampler == "gather")
+        model.fit(np.asarray(x), np.eye(7)[np.arange(8) % 7], epochs=1, verbose=0)
+
+
+def test_our_random_erasing_is_training_only_unlike_keras_random_erasing():
+    # Why models/augment.py keeps its own RandomErasing (see its docstring): keras.layers.RandomErasing
+    # erases when a model is called without `training`. If this starts failing, Keras changed: reconsider.
+    from models.augment import RandomErasing
+
+    x = np.full((64, 48, 48, 1), 128.0, "float32")
+    for layer, erases_by_default in ((RandomErasing(1.0, seed=1), False),
+                                     (keras.layers.RandomErasing(factor=(1.0, 1.0), seed=1), True)):
+        inputs = keras.Input((48, 48, 1))
+        model = keras.Model(inputs, layer(inputs))
+        assert (not np.array_equal(np.asarray(model(x)), x)) is erases_by_default
+        np.testing.assert_array_equal(model.predict(x, verbose=0), x)
+        assert not np.array_equal(np.asarray(model(x, training=True)), x)
+        assert not layer.weights
+    erased = np.asarray(RandomErasing(0.5, seed=2)(np.full((2000, 48, 48, 1), 128.0, "float32"), training=True))
+    assert 0.45 < (erased != 128).reshape(2000, -1).any(axis=1).mean() < 0.55  # the rate asked for

@@ -1,0 +1,172 @@
+"""The one way scripts open their outputs: never over an input, never half a file, one-line errors.
+
+    check_outputs([args.out_csv], [args.test_csv, *folder_files(run_dir)])   # early, before TensorFlow
+    with open_output(args.out_csv, "w", newline="") as f:                     # atomic; OSError -> FERError
+        f.write("id,label\\n")
+
+- check_outputs(outputs, inputs) raises FERError when an output is the same file as an input
+  (real paths / os.path.samefile, so symlinks and hard links count), is named twice, is a folder,
+  or lies under a path that is a file or a folder that cannot be written. It creates nothing.
+  An input that is a folder stands for every file in it (folder_files()); run_files(path) lists
+  what reading a run folder or a weights file in one reads (weights, run.json, history.csv).
+- check_folder(folder, names, marker) refuses a folder that is not a run folder (no `marker` file)
+  and already holds one of the files that would be written into it (the user's own files).
+- open_output(path, mode) and output_path(path) write atomically (ferbase.atomic): parent folders
+  are created only then, the file appears only when the block succeeds, and OS errors (is a
+  folder, permission denied, no space left) become one FERError line naming the path.
+  write_json(path, obj) does the same for a JSON file.
+"""
+import contextlib
+import errno
+import json
+import os
+
+from ferbase.atomic import atomic_path
+from ferbase.errors import FERError
+
+_PROBLEMS = {
+    errno.EISDIR: "is a folder, expected a file path",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.ENOSPC: "no space left on the device; nothing was written",
+    errno.EDQUOT: "disk quota exceeded; nothing was written",
+    errno.EROFS: "read-only file system",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.ENAMETOOLONG: "file name too long",
+    errno.EEXIST: "exists and is not a folder",
+}
+
+
+def describe_os_error(e, path):
+    """One line for an OSError met while writing `path`: '<path>: cannot write (<problem>)'."""
+    problem = _PROBLEMS.get(e.errno) or (e.strerror or str(e) or type(e).__name__).splitlines()[0]
+    other = os.fspath(e.filename) if isinstance(e.filename, (str, bytes, os.PathLike)) else None
+    if other is None or os.path.basename(other).startswith(".tmp-") or os.path.abspath(other) == os.path.abspath(path):
+        return f"{path}: cannot write ({problem})"
+    if os.path.abspath(path).startswith(os.path.abspath(other) + os.sep):  # a parent folder of the output
+        return f"{path}: cannot write ({other}: {problem})"
+    return f"{other}: {problem}"  # another file (an input read inside the block)
+
+
+def folder_files(folder):
+    """Every regular file under `folder` (recursively): what a script reading that folder reads."""
+    found = []
+    for root, _dirs, files in os.walk(folder):
+        found += [os.path.join(root, f) for f in files]
+    return found
+
+
+def run_files(path):
+    """What a script reading a run (a folder, or a weights file in one) may read: `path` and every
+    file directly in its folder (weights, run.json, history.csv). No knowledge of runs needed, so
+    scripts call it before TensorFlow loads; models.runs.run_inputs also resolves the default run."""
+    path = os.fspath(path)
+    folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+    files = [] if os.path.isdir(path) else [path]
+    if os.path.isdir(folder):
+        files += [os.path.join(folder, f) for f in sorted(os.listdir(folder))
+                  if os.path.isfile(os.path.join(folder, f))]
+    return files
+
+
+def _same_file(a, b):
+    try:
+        if os.path.exists(a) and os.path.exists(b):
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _expand(inputs):
+    out = []
+    for p in inputs:
+        if p is None:
+            continue
+        p = os.fspath(p)
+        out += folder_files(p) if os.path.isdir(p) else [p]
+    return out
+
+
+def _check_location(path):
+    """The output's nearest existing ancestor must be a writable folder."""
+    if os.path.isdir(path):
+        raise FERError(f"{path}: is a folder, expected a file path")
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):
+        up = os.path.dirname(parent)
+        if up == parent:
+            break
+        parent = up
+    if not os.path.isdir(parent):
+        raise FERError(f"{path}: cannot write ({parent} is a file, not a folder)")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise FERError(f"{path}: cannot write (permission denied in {parent})")
+
+
+def check_outputs(outputs, inputs=()):
+    """Raise FERError unless every output may be written without touching an input.
+
+    `outputs`: paths the script will write (None entries are skipped). `inputs`: files it reads,
+    and folders whose every file it may read (a run folder). Nothing is created here."""
+    outputs = [os.fspath(o) for o in outputs if o is not None]
+    inputs = _expand(inputs)
+    for i, out in enumerate(outputs):
+        for inp in inputs:
+            if _same_file(out, inp):
+                detail = "" if os.path.realpath(out) == os.path.realpath(inp) else f" ({inp})"
+                raise FERError(f"{out}: is also an input{detail}; writing it would destroy it, "
+                               "choose another output path")
+        for other in outputs[:i]:
+            if _same_file(out, other):
+                raise FERError(f"{out}: given as two different outputs; choose distinct paths")
+        _check_location(out)
+
+
+def check_folder(folder, names, marker):
+    """Refuse `folder` if it exists, has no `marker` file (it is not a run folder) and already
+    holds any of `names`, the files that writing into it would replace."""
+    folder = os.fspath(folder)
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise FERError(f"{folder}: is a file, expected a folder")
+    if not os.path.isdir(folder) or os.path.exists(os.path.join(folder, marker)):
+        return
+    clash = [n for n in names if os.path.lexists(os.path.join(folder, n))]
+    if clash:
+        raise FERError(f"{folder}: not a run folder (no {marker}) and it already holds {', '.join(clash)}, "
+                       "which would be replaced; choose a new or empty folder")
+
+
+@contextlib.contextmanager
+def output_path(path):
+    """Yield a temporary path beside `path`; it becomes `path` when the block succeeds.
+    OS errors while creating folders, writing or renaming become one-line FERErrors."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise FERError(f"{path}: is a folder, expected a file path")
+    try:
+        with atomic_path(path) as tmp:
+            yield tmp
+    except FERError:
+        raise
+    except OSError as e:
+        raise FERError(describe_os_error(e, path)) from None
+
+
+@contextlib.contextmanager
+def open_output(path, mode="w", **kwargs):
+    """Like open(path, mode) for writing, but atomic and with one-line errors (see output_path)."""
+    with output_path(path) as tmp:
+        try:
+            f = open(tmp, mode, **kwargs)
+        except OSError as e:
+            raise FERError(describe_os_error(e, os.fspath(path))) from None
+        with f:
+            yield f
+
+
+def write_json(path, obj):
+    """ferbase.atomic.write_json with one-line errors."""
+    with open_output(path, "w") as f:
+        json.dump(obj, f, indent=2, sort_keys=False)
+        f.write("\n")

@@ -1,0 +1,307 @@
+"""Facial expressions in photos and video frames: find faces, crop them as FER2013 did, classify.
+
+    from ferkit.faces import FaceReader
+    reader = FaceReader()                        # default run; FaceReader(["runs/a", "runs/b"], tta=True)
+    faces = reader.read(rgb)                     # [Face(box=(x, y, w, h), label=3, emotion='Happy', probs=...)]
+    faces = reader.read(cv2.imread(p), order="bgr")
+    per_picture = reader.read_many([rgb1, rgb2])  # one model.predict for all faces of all pictures
+
+Detection: MTCNN (the `mtcnn` package, weights inside its wheel) by default; OpenCV's Haar cascade
+(`detector="haar"`) is the fallback, and the default under a Keras backend other than TensorFlow,
+since the mtcnn package is TensorFlow code. Why MTCNN: README, "Photos, folders and videos"
+(benchmarks/face_detectors.py measures recall, false boxes and speed).
+
+Cropping: FER2013's faces are square crops around a face detection. Pasting FER2013 faces into
+pictures and detecting them again tells where that square lies around each detector's box
+(benchmarks/face_detectors.py, `measure` and `margin`): CROP_GEOMETRY below. The square is cut
+from the grey picture (edge pixels repeated where it leaves the picture), shrunk with area
+averaging to 48x48, and all faces of a batch go through ferkit.inference.predict_proba in one call,
+so --tta and ensembles work as for CSV rows.
+"""
+import contextlib
+import csv
+import dataclasses
+import os
+import sys
+import time
+
+import cv2
+import numpy as np
+
+import data
+from ferbase.errors import FERError
+from ferkit.inference import load_runs, predict_proba
+from ferbase.outputs import open_output
+from ferkit import media
+from ferkit.media import to_rgb
+from models import keras
+
+DETECTORS = ("mtcnn", "haar")
+# Square crop around a detector's box (x, y, w, h): side = scale * w, centred at the box's centre
+# moved by (dx * w, dy * h). From 528 (MTCNN) and 412 (Haar) FER2013 public_test faces pasted at
+# known places and found again: the sides whose crops correlate best with the pasted faces' pixels
+# and whose labels agree best with a classifier's labels for the original faces (README).
+CROP_GEOMETRY = {"mtcnn": (1.25, 0.0, 0.0), "haar": (1.05, 0.0, 0.0)}
+MAX_SIDE = 1280  # detection runs on a copy shrunk to at most this many pixels on the long side
+MIN_FACE = 20  # smallest face looked for, in pixels of that copy
+HAAR_FILE = "haarcascade_frontalface_alt2.xml"  # fewest false boxes of OpenCV's frontal cascades
+
+
+@dataclasses.dataclass
+class Face:
+    box: tuple  # (x, y, w, h): the detector's box in pixels of the picture, clipped to it
+    label: int  # 0..6, see data.CLASS_NAMES
+    emotion: str  # the label's name
+    probs: np.ndarray  # (7,) class probabilities, in label order
+    score: float = 1.0  # the detector's confidence (1.0 for Haar, which gives none)
+
+    @property
+    def confidence(self):
+        return float(self.probs[self.label])
+
+    def as_dict(self):
+        """Plain Python types, e.g. for json.dumps."""
+        return {"box": [int(v) for v in self.box], "label": int(self.label), "emotion": self.emotion,
+                "probs": {n: float(p) for n, p in zip(data.CLASS_NAMES, self.probs)}, "score": float(self.score)}
+
+
+def default_detector():
+    """'mtcnn' under the TensorFlow backend, else 'haar' (the mtcnn package is TensorFlow code)."""
+    return "mtcnn" if keras.backend.backend() == "tensorflow" else "haar"
+
+
+class Detector:
+    """rgb uint8 (H, W, 3) -> float array (N, 5): x, y, w, h, score, in the picture's pixels."""
+
+    def __init__(self, name=None, max_side=MAX_SIDE, min_face=MIN_FACE):
+        name = name or default_detector()
+        if name not in DETECTORS:
+            raise FERError(f"unknown face detector {name!r}; choose one of {', '.join(DETECTORS)}")
+        if name == "mtcnn" and keras.backend.backend() != "tensorflow":
+            raise FERError(f"the mtcnn detector needs the TensorFlow backend (KERAS_BACKEND is "
+                           f"{keras.backend.backend()}); use --detector haar")
+        self.name, self.max_side, self.min_face = name, max_side, min_face
+        if name == "mtcnn":
+            from mtcnn import MTCNN  # imports TensorFlow: only when this detector is chosen
+
+            self._mtcnn = MTCNN(stages="face_and_landmarks_detection")
+        else:
+            self._haar = cv2.CascadeClassifier(os.path.join(cv2.data.haarcascades, HAAR_FILE))
+            if self._haar.empty():
+                raise FERError(f"OpenCV has no {HAAR_FILE}; install opencv-python-headless<5 (requirements.txt)")
+
+    def __call__(self, rgb):
+        return self.many([rgb])[0]
+
+    def many(self, pictures):
+        """__call__ for several pictures. MTCNN takes same-sized ones (video frames) as one batch:
+        the same boxes for about a quarter less CPU time than one call each."""
+        shrunk = [self._shrink(rgb) for rgb in pictures]
+        found = [None] * len(pictures)
+        if self.name == "haar":
+            found = [self._haar_boxes(small) for small, _ in shrunk]
+        else:
+            sizes = {}
+            for i, (small, _) in enumerate(shrunk):
+                sizes.setdefault(small.shape, []).append(i)
+            for idx in sizes.values():
+                for i, boxes in zip(idx, self._mtcnn_boxes([shrunk[i][0] for i in idx])):
+                    found[i] = boxes
+        for boxes, (_, scale) in zip(found, shrunk):
+            boxes[:, :4] /= scale
+        return found
+
+    def _shrink(self, rgb):
+        h, w = rgb.shape[:2]
+        scale = min(1.0, self.max_side / max(h, w))
+        if scale == 1:
+            return rgb, 1.0
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), scale
+
+    def _mtcnn_boxes(self, same_sized):
+        if min(same_sized[0].shape[:2]) < 12:  # below MTCNN's smallest window
+            return [np.zeros((0, 5), np.float64) for _ in same_sized]
+        found = self._mtcnn.detect_faces(list(same_sized), fit_to_image=False, min_face_size=self.min_face)
+        return [np.array([list(f["box"]) + [f["confidence"]] for f in faces], np.float64).reshape(-1, 5)
+                for faces in found]
+
+    def _haar_boxes(self, rgb):
+        gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        found = self._haar.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5,
+                                            minSize=(self.min_face, self.min_face))
+        boxes = np.array(found, np.float64).reshape(-1, 4)
+        return np.concatenate([boxes, np.ones((len(boxes), 1))], axis=1)
+
+
+def crop_squares(boxes, geometry):
+    """Square crops (N, 3): x0, y0, side (floats) around detector boxes (N, >=4)."""
+    scale, dx, dy = geometry
+    b = np.asarray(boxes, np.float64)
+    b = b.reshape(-1, b.shape[-1]) if b.size else np.zeros((0, 4))
+    side = scale * b[:, 2]
+    cx = b[:, 0] + b[:, 2] * (0.5 + dx)
+    cy = b[:, 1] + b[:, 3] * (0.5 + dy)
+    return np.stack([cx - side / 2, cy - side / 2, side], axis=1)
+
+
+def cut_faces(gray, squares, size=data.IMAGE_SIZE):
+    """uint8 (N, size, size, 1): each square (x0, y0, side) of the grey picture, edge pixels repeated
+    where it leaves the picture, resized with area averaging (shrinking) or bicubic (enlarging)."""
+    h, w = gray.shape
+    out = np.empty((len(squares), size, size, 1), np.uint8)
+    for i, (x0, y0, side) in enumerate(squares):
+        x0, y0, s = int(round(x0)), int(round(y0)), max(1, int(round(side)))
+        xs = np.clip(np.arange(x0, x0 + s), 0, w - 1)
+        ys = np.clip(np.arange(y0, y0 + s), 0, h - 1)
+        inside = x0 >= 0 and y0 >= 0 and x0 + s <= w and y0 + s <= h
+        patch = gray[y0:y0 + s, x0:x0 + s] if inside else gray[np.ix_(ys, xs)]
+        interp = cv2.INTER_AREA if s >= size else cv2.INTER_CUBIC
+        out[i, :, :, 0] = cv2.resize(patch, (size, size), interpolation=interp)
+    return out
+
+
+def clip_box(box, shape):
+    """(x, y, w, h) rounded to whole pixels and clipped to a picture of `shape`."""
+    h, w = shape[:2]
+    x0, y0 = max(0, int(round(box[0]))), max(0, int(round(box[1])))
+    x1, y1 = min(w, int(round(box[0] + box[2]))), min(h, int(round(box[1] + box[3])))
+    return (x0, y0, max(0, x1 - x0), max(0, y1 - y0))
+
+
+class FaceReader:
+    """A model (or ensemble) loaded once, and a face detector: pictures in, faces with emotions out.
+
+    weights: a run folder or .weights.h5 path, a list of them (ensemble), or None (the default
+    run: best finished run under runs/, else the bundled model). tta: average 10 views per face.
+    detector: 'mtcnn' or 'haar' (None: default_detector())."""
+
+    def __init__(self, weights=None, tta=False, detector=None, batch_size=256):
+        weights = [weights] if isinstance(weights, (str, os.PathLike)) else weights
+        loaded = load_runs(weights)
+        self.models = [m for m, _ in loaded]
+        self.infos = [info for _, info in loaded]
+        self.tta, self.batch_size = tta, batch_size
+        self.detector = detector if isinstance(detector, Detector) else Detector(detector)
+        self.geometry = CROP_GEOMETRY[self.detector.name]
+
+    def describe(self):
+        names = ", ".join(f"{i['model']} ({i['run_dir']})" for i in self.infos)
+        return f"model: {names}" + (" with TTA" if self.tta else "") + f"; faces found by {self.detector.name}"
+
+    def read(self, image, order="rgb"):
+        """Faces in one picture (a NumPy array as Pillow, 'rgb', or cv2.imread, 'bgr', gives it;
+        grey works too), largest first: a list of Face."""
+        return self.read_many([image], order=order)[0]
+
+    def read_many(self, images, order="rgb"):
+        """read() for several pictures, with one classification call for all their faces."""
+        pictures = [to_rgb(im, order) for im in images]
+        return self.classify(pictures, self.detector.many(pictures))
+
+    def classify(self, pictures, found):
+        """Faces for RGB `pictures` given each one's detector boxes (N_i, 5): the model part of
+        read_many, for callers that detect on their own schedule."""
+        found = [b[np.argsort(-b[:, 2] * b[:, 3], kind="stable")] for b in found]  # largest first
+        crops = [cut_faces(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), crop_squares(boxes, self.geometry))
+                 for rgb, boxes in zip(pictures, found) if len(boxes)]
+        result = [[] for _ in pictures]
+        if not crops:
+            return result
+        probs = predict_proba(self.models, np.concatenate(crops), tta=self.tta, batch_size=self.batch_size)
+        row = 0
+        for k, boxes in enumerate(found):
+            for b in boxes:
+                p = probs[row]
+                label = int(p.argmax())
+                result[k].append(Face(clip_box(b, pictures[k].shape), label, data.CLASS_NAMES[label], p, float(b[4])))
+                row += 1
+        return result
+
+
+GROUP = 16  # pictures or sampled frames whose faces are classified together
+
+
+def predict_files(job, out_csv, weights=None, tta=False, probs=False, every=1, detector=None, batch_size=256):
+    """predict.py for a picture, folder or video (a media.Job from media.plan): one CSV row per face,
+    `file,frame,x,y,w,h,label,emotion` (+ the 7 probabilities with `probs`), annotated copies where
+    the job names them. Notes (no face, unreadable pictures in a folder) go to stderr. Returns the
+    exit status: 0, or media.PARTIAL_EXIT when some pictures of a folder were skipped."""
+    t0 = time.time()
+    reader = FaceReader(weights, tta=tta, detector=detector, batch_size=batch_size)
+    print(reader.describe(), flush=True)
+    header = ["file", "frame", "x", "y", "w", "h", "label", "emotion"] + list(data.CLASS_NAMES) * probs
+    counts = {"faces": 0, "pictures": 0, "skipped": 0}
+    with open_output(out_csv, "w", newline="") as f:
+        out = csv.writer(f, lineterminator="\n")
+        out.writerow(header)
+
+        def write(name, frame, faces):
+            counts["faces"] += len(faces)
+            for face in faces:
+                row = [name, frame, *face.box, face.label, face.emotion]
+                out.writerow(row + [f"{p:.5f}" for p in face.probs] * probs)
+
+        if job.kind == "video":
+            _video(reader, job, every, write, counts)
+        else:
+            _pictures(reader, job, write, counts)
+            if not counts["pictures"]:  # nothing to show for it: an error, and no output file
+                raise FERError(f"{job.path}: none of its {counts['skipped']} pictures could be read")
+    unit = "frames" if job.kind == "video" else "pictures"
+    msg = f"wrote {counts['faces']} faces from {counts['pictures']} {unit} to {out_csv} in {time.time() - t0:.1f} s"
+    if counts["skipped"]:
+        msg += f"; {counts['skipped']} unreadable pictures skipped (named above), exit status {media.PARTIAL_EXIT}"
+    print(msg)
+    return media.PARTIAL_EXIT if counts["skipped"] else 0
+
+
+def _pictures(reader, job, write, counts):
+    for start in range(0, len(job.files), GROUP):
+        names, pictures = [], []
+        for name in job.files[start:start + GROUP]:
+            try:
+                rgb = job.first if job.first is not None and name == job.files[0] else media.read_image(name)
+            except FERError as e:  # one bad picture of a folder: name it, go on with the others
+                print(f"skipped: {e}", file=sys.stderr)
+                counts["skipped"] += 1
+                continue
+            names.append(name)
+            pictures.append(rgb)
+        for name, rgb, faces in zip(names, pictures, reader.read_many(pictures)):
+            counts["pictures"] += 1
+            if not faces:
+                print(f"note: {name}: no face found", file=sys.stderr)
+            write(name, 0, faces)
+            if name in job.annotated:
+                media.write_image(job.annotated[name], media.draw_faces(rgb, faces))
+
+
+def _video(reader, job, every, write, counts):
+    path = job.files[0]
+    annotated = job.annotated.get(path)
+    empty = 0
+    with media.open_video(path) as video, contextlib.ExitStack() as stack:
+        writer = stack.enter_context(media.video_writer(annotated, video.fps, video.size)) if annotated else None
+        pending, last = [], [[]]  # sampled frames not classified yet; the faces drawn on frames now
+
+        def flush():
+            nonlocal empty
+            if pending:
+                for (index, _), found in zip(pending, reader.read_many([rgb for _, rgb in pending])):
+                    counts["pictures"] += 1
+                    empty += not found
+                    write(path, index, found)
+                    last[0] = found
+                pending.clear()
+
+        for index, rgb, sampled in video.frames(every, all_frames=writer is not None):
+            if sampled:
+                pending.append((index, rgb))
+                if writer is not None or len(pending) == GROUP:  # annotating: classify frame by frame
+                    flush()
+            if writer is not None:
+                writer.write(media.draw_faces(rgb, last[0]))
+        flush()
+    if empty:
+        print(f"note: {path}: no face in {empty} of {counts['pictures']} sampled frames", file=sys.stderr)

@@ -1,0 +1,26 @@
+"""What the analysis scripts (plot_confusion.py, saliency.py, filter_vis.py, make_report.py)
+refuse before TensorFlow loads, in about a second: a missing or malformed input CSV, a named
+run that does not exist, an output that is one of the inputs (the CSV or a run folder's files),
+an output path that cannot be written.
+
+Nothing here imports Keras; once the model is loaded, ferkit.evaluate.load_model repeats the
+input check for the default run (which only models.runs can resolve).
+"""
+import os
+
+import data
+from ferbase.errors import FERError
+from ferbase.outputs import check_outputs, run_files
+
+
+def check(outputs, csvs=(), weights=(), usage=None):
+    """Raise FERError for the first problem: `outputs` (paths to write, None entries skipped),
+    `csvs` (input CSVs, None skipped), `weights` (--weights arguments, None skipped)."""
+    csvs = [c for c in csvs if c is not None]
+    weights = [w for w in weights if w is not None]
+    for csv in csvs:
+        data.check_csv(csv, usage=usage)
+    for w in weights:
+        if not os.path.exists(w):
+            raise FERError(f"{w}: no such run folder or weights file (--weights)")
+    check_outputs(outputs, csvs + [f for w in weights for f in run_files(w)])

@@ -1,0 +1,95 @@
+"""scripts/run_experiments.py: the report's table in one command. The plan and its commands
+(--dry-run), skipping finished and resuming unfinished runs, and one real --smoke run whose
+files and table row are checked against its history.csv."""
+import csv
+import importlib.util
+import json
+import os
+
+from ferkit import experiments
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_spec = importlib.util.spec_from_file_location("run_experiments", os.path.join(ROOT, "scripts", "run_experiments.py"))
+run_experiments = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(run_experiments)
+
+CPU_PLAN = ["cnn1", "cnn1_no_batchnorm", "cnn1_no_augment", "dnn_cnn1", "dnn_cnn1_no_augment", "fernet"]
+
+
+def _commands(out):
+    """{name: command} from the '> name: command' lines the runner prints."""
+    lines = [line.split(" ", 1)[1] for line in out.splitlines() if line.startswith(">")]
+    return {line.split(":", 1)[0].removeprefix("resume "): line.split(": ", 1)[1] for line in lines}
+
+
+def test_dry_run_prints_the_cpu_plan_and_a_gpu_adds_cnn2_cnn3(synthetic_csvs, tmp_path, capsys):
+    base = ["--dry-run", "--train", str(synthetic_csvs["train"]), "--val", str(synthetic_csvs["val"]),
+            "--runs", str(tmp_path / "runs")]
+    assert run_experiments.main(base + ["--gpu", "no"]) == 0
+    cpu = _commands(capsys.readouterr().out)
+    assert list(cpu) == CPU_PLAN
+    for name, cmd in cpu.items():  # one budget, one schedule, one validation file for every run
+        assert " --time-budget 45 " in cmd and f" --val {synthetic_csvs['val']} " in cmd, cmd
+        assert f"--out {tmp_path / 'runs' / name} " in cmd and "blur" not in cmd
+    assert cpu["dnn_cnn1_no_augment"].startswith("python train_dnn.py ")
+    assert "--match cnn1 --no-augment" in cpu["dnn_cnn1_no_augment"]
+    assert "--model cnn1 --no-batchnorm" in cpu["cnn1_no_batchnorm"]
+
+    assert run_experiments.main(base + ["--gpu", "yes", "--budget", "20"]) == 0
+    gpu = _commands(capsys.readouterr().out)
+    assert list(gpu) == CPU_PLAN + ["cnn2", "cnn3", "cnn3_no_batchnorm", "cnn3_no_augment", "dnn_cnn3"]
+    assert all(" --time-budget 20 " in c for c in gpu.values())
+    assert not (tmp_path / "runs").exists()  # a dry run writes nothing
+
+
+def test_finished_runs_are_skipped_and_unfinished_ones_resumed(synthetic_csvs, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    for name, status in (("cnn1", "training"), ("fernet", "done")):
+        (runs / name).mkdir(parents=True)
+        (runs / name / "run.json").write_text(json.dumps({"model": name, "status": status}))
+    assert run_experiments.main(["--dry-run", "--gpu", "no", "--train", str(synthetic_csvs["train"]),
+                                 "--val", str(synthetic_csvs["val"]), "--runs", str(runs)]) == 0
+    out = capsys.readouterr().out
+    assert "> resume cnn1: " in out and _commands(out)["cnn1"].endswith(" --resume")
+    assert "= fernet: finished, skipped" in out and "fernet" not in _commands(out)
+    assert not _commands(out)["cnn1_no_augment"].endswith("--resume")
+
+
+def test_unknown_experiment_or_missing_data_is_one_line(tmp_path, capsys):
+    assert run_experiments.main(["--dry-run", "--gpu", "no", "--only", "cnn4"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --only cnn4: no such experiment (choose from cnn1, ") and err.count("\n") == 1
+    missing = tmp_path / "train.csv"
+    assert run_experiments.main(["--dry-run", "--gpu", "no", "--train", str(missing)]) == 2
+    assert capsys.readouterr().err == f"error: {missing}: no such file (pass --train/--val, or --smoke for synthetic faces)\n"
+
+
+def test_smoke_run_keeps_run_files_and_writes_the_table_row_from_history(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    argv = ["--smoke", "--only", "dnn_cnn1", "--gpu", "no", "--runs", str(runs)]
+    assert run_experiments.main(argv) == 0
+    kept = runs / "docs" / "dnn_cnn1"
+    assert sorted(os.listdir(kept)) == ["history.csv", "run.json"]  # no weights in docs
+    info = json.loads((kept / "run.json").read_text())
+    assert info["status"] == "done" and info["model"] == "dnn"
+    assert info["experiment"]["command"].startswith("python train_dnn.py ")
+    command = info["experiment"]["command"]
+    assert " --match cnn1 " in command and " --time-budget 0.01 " in command
+    with open(kept / "history.csv") as f:
+        val = [float(r["val_accuracy"]) for r in csv.DictReader(f)]
+    table = (runs / "docs" / "results.md").read_text()
+    row = next(line for line in table.splitlines() if line.startswith("| dnn_cnn1 |"))
+    cells = [c.strip() for c in row.split("|")[1:-1]]
+    # the table's accuracies are history.csv's best and last val_accuracy, to the hundredth of a point
+    assert cells[4] == f"{100 * max(val):.2f} ({val.index(max(val)) + 1})" and cells[5] == f"{100 * val[-1]:.2f}"
+    assert cells[2] == f"{info['params']:,}"
+    cnn3 = next(line for line in table.splitlines() if line.startswith("| cnn3 |"))
+    assert "65.25" in cnn3 and "needs a GPU" in cnn3
+    capsys.readouterr()
+
+    # The same command again trains nothing: the finished run is skipped, its files kept.
+    log = (runs / "dnn_cnn1.log").read_text()
+    assert run_experiments.main(argv) == 0
+    assert "= dnn_cnn1: finished, skipped" in capsys.readouterr().out
+    assert (runs / "dnn_cnn1.log").read_text() == log
+    assert experiments.summarize(str(kept))["best"] == max(val)
