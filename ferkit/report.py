@@ -13,10 +13,10 @@ import dataclasses
 import os
 
 from ferbase.errors import FERError
+from ferbase.runfile import RUN_FILE, read_info
 from ferkit import experiments, figures
 from ferkit.experiments import PUBLISHED
 
-RUN_FILE = "run.json"
 # The course report's two ablations, as it states them without naming the network: (what,
 # suffix of our experiment without it, report % without, report % with).
 ABLATIONS = (("BatchNormalization", "_no_batchnorm", 56.0, 60.0), ("augmentation", "_no_augment", 60.0, 65.0))
@@ -47,19 +47,6 @@ def find_runs(root):
     return sorted(found)
 
 
-def _read_info(folder):
-    import json
-
-    try:
-        with open(os.path.join(folder, RUN_FILE)) as f:
-            info = json.load(f)
-    except (OSError, ValueError) as e:
-        raise FERError(f"{os.path.join(folder, RUN_FILE)}: unreadable ({e})") from None
-    if not isinstance(info, dict) or "model" not in info:
-        raise FERError(f"{os.path.join(folder, RUN_FILE)}: no 'model' entry")
-    return info
-
-
 def describe(info):
     """(network in words, the report's figure or None) of a run not in the plan, from run.json."""
     model, options = info["model"], info.get("options") or {}
@@ -85,7 +72,7 @@ def _fill(row, folder):
     """Row with the run files of `folder` read in (None summary: no finished epoch there)."""
     row.folder, row.summary = folder, experiments.summarize(folder)
     row.history = experiments.read_history(folder)
-    row.val_file = _validated_on(_read_info(folder))
+    row.val_file = _validated_on(read_info(folder))
     return row
 
 
@@ -106,7 +93,7 @@ def collect(experiments_dir=None, runs_dir=None, warn=print):
                 elif name in by_name:
                     warn(f"note: {folder}: {name} is already in the table (from {by_name[name].folder}); skipped")
                 else:
-                    what, published = describe(_read_info(folder))
+                    what, published = describe(read_info(folder))
                     by_name[name] = _fill(Row(name, what, published, False), folder)
                     rows.append(by_name[name])
             except FERError as e:

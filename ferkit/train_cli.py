@@ -9,19 +9,18 @@ import argparse
 import ast
 import contextlib
 import glob
-import json
 import math
 import os
 import shlex
 import sys
 
 from ferbase import outputs
-from ferbase.cli import run_main
+from ferbase.cli import HelpFormatter, run_main
 from ferbase.errors import FERError
+from ferbase.runfile import RUN_FILE, RUNS_DIR, read_info
 from ferbase.quiet import configure_tensorflow
 
 # models.runs' names, repeated so that this module loads no Keras (tests check they agree)
-RUN_FILE, RUNS_DIR = "run.json", "runs"
 RUN_OUTPUTS = [RUN_FILE, "history.csv", "best.weights.h5", "backup"]
 
 
@@ -33,24 +32,10 @@ class _Parser(argparse.ArgumentParser):
         raise FERError(f"{message} (see {self.prog} --help)")
 
 
-class _HelpFormatter(argparse.HelpFormatter):
-    """Shows an option's default once, and only where it means something: not for on/off flags
-    (`--no-augment` "default: True" reads as if the ablation were on), not when the option's
-    absence is the default (None, an empty list), not when the help text already names it."""
-
-    def _get_help_string(self, action):
-        text = action.help or ""
-        default = action.default
-        if (not action.option_strings or "default" in text or default is None or default is argparse.SUPPRESS
-                or isinstance(default, (bool, list))):
-            return text
-        return f"{text} (default: %(default)s)"
-
-
 def build_parser(prog, description, model="cnn3", choose_model=True, model_args=None):
     """The training parser. `model`: the network trained (the default of --model when
     `choose_model`, else the only one). `model_args(group)` adds a script's own model options."""
-    p = _Parser(prog=prog, description=description, formatter_class=_HelpFormatter)
+    p = _Parser(prog=prog, description=description, formatter_class=HelpFormatter)
     p.add_argument("train_csv", help="labelled CSV (label,feature or Kaggle emotion,pixels,Usage), plain or .gz")
     _model_group(p.add_argument_group("model"), model, choose_model, model_args)
     if not choose_model:
@@ -204,7 +189,9 @@ def resume(args):
     run_dir = args.out or newest_unfinished()
     if run_dir is None:
         raise FERError(f"--resume: no unfinished run under {RUNS_DIR}/; name one with --out DIR")
-    info = read_run_file(run_dir)
+    if not os.path.isfile(os.path.join(run_dir, RUN_FILE)):
+        raise FERError(f"{run_dir}: not a run folder (no {RUN_FILE}); nothing to resume")
+    info = read_info(run_dir)
     if info.get("status") == "done":
         raise FERError(f"{run_dir}: this run already finished; nothing to resume")
     given_val = args.val
@@ -215,26 +202,11 @@ def resume(args):
     return run_dir, info, args, info.get("options") or {}
 
 
-def read_run_file(run_dir):
-    """run.json as a dict, or FERError (as models.runs.read_info, without loading Keras)."""
-    path = os.path.join(run_dir, RUN_FILE)
-    if not os.path.isfile(path):
-        raise FERError(f"{run_dir}: not a run folder (no {RUN_FILE}); nothing to resume")
-    try:
-        with open(path) as f:
-            info = json.load(f)
-    except (OSError, ValueError) as e:
-        raise FERError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(info, dict) or "model" not in info:
-        raise FERError(f"{path}: no 'model' entry")
-    return info
-
-
 def newest_unfinished():
     found = []
     for path in glob.glob(os.path.join(RUNS_DIR, "*", RUN_FILE)):
         with contextlib.suppress(FERError):
-            if read_run_file(os.path.dirname(path)).get("status") != "done":
+            if read_info(os.path.dirname(path)).get("status") != "done":
                 found.append(os.path.dirname(path))
     return max(found, key=os.path.getmtime) if found else None
 

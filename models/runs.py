@@ -11,7 +11,6 @@
 """
 import glob
 import hashlib
-import json
 import logging
 import os
 import tempfile
@@ -20,28 +19,11 @@ import warnings
 from ferbase.atomic import atomic_path
 from ferbase.errors import FERError
 from ferbase.outputs import run_files
+from ferbase.runfile import HISTORY_FILE, RUN_FILE, RUNS_DIR, WEIGHTS_FILE, read_info  # noqa: F401
 
 from .registry import build_model
 
-RUN_FILE = "run.json"
-WEIGHTS_FILE = "best.weights.h5"
-HISTORY_FILE = "history.csv"
-RUNS_DIR = "runs"
 PRETRAINED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained")
-
-
-def read_info(run_dir):
-    path = os.path.join(run_dir, RUN_FILE)
-    if not os.path.exists(path):
-        raise FERError(f"{run_dir}: not a run folder (no {RUN_FILE}); train one with `python train_cnn.py train.csv`")
-    try:
-        with open(path) as f:
-            info = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise FERError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(info, dict) or "model" not in info:
-        raise FERError(f"{path}: no 'model' entry")
-    return info
 
 
 def resolve(path=None):
