@@ -248,10 +248,11 @@ def predict_files(job, out_csv, weights=None, tta=False, probs=False, every=1, d
             _pictures(reader, job, write, counts)
             if not counts["pictures"]:  # nothing to show for it: an error, and no output file
                 raise FERError(f"{job.path}: none of its {counts['skipped']} pictures could be read")
-    unit = "frames" if job.kind == "video" else "pictures"
-    msg = f"wrote {counts['faces']} faces from {counts['pictures']} {unit} to {out_csv} in {time.time() - t0:.1f} s"
+    unit = "frame" if job.kind == "video" else "picture"
+    msg = (f"wrote {_count(counts['faces'], 'face')} from {_count(counts['pictures'], unit)} to {out_csv} "
+           f"in {time.time() - t0:.1f} s")
     if counts["skipped"]:
-        msg += f"; {counts['skipped']} unreadable pictures skipped (named above), exit status {media.PARTIAL_EXIT}"
+        msg += f"; {_count(counts['skipped'], 'unreadable picture')} skipped (named above), exit status {media.PARTIAL_EXIT}"
     print(msg)
     return media.PARTIAL_EXIT if counts["skipped"] else 0
 
@@ -305,3 +306,7 @@ def _video(reader, job, every, write, counts):
         flush()
     if empty:
         print(f"note: {path}: no face in {empty} of {counts['pictures']} sampled frames", file=sys.stderr)
+
+
+def _count(n, noun):
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
