@@ -121,9 +121,12 @@ def _resolve_paths(args):
 
 
 def _from_root(path):
-    """`path` relative to the repository root when it lies there or beside it, else absolute."""
+    """`path` relative to the repository root when it lies inside it or in the shared data folder
+    beside it (../shared, the README's layout), else as given: a file elsewhere must not turn into
+    a path that depends on where the repository was cloned."""
     rel = os.path.relpath(path, ROOT)
-    return path if rel.startswith(os.path.join("..", "..")) else rel
+    inside = not rel.startswith("..") or rel.startswith(os.path.join("..", "shared") + os.sep)
+    return rel if inside else path
 
 
 def _smoke_data(folder):
