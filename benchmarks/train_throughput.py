@@ -30,7 +30,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)  # run as `python benchmarks/train_throughput.py`: the packages live one level up
 
-from ferbase.atomic import write_json  # noqa: E402
+from ferbase.outputs import write_json  # noqa: E402
 from ferbase.quiet import configure_tensorflow  # noqa: E402
 
 

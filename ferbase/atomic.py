@@ -3,7 +3,6 @@
 A crash or Ctrl-C mid-write leaves the old file (or none), never half a file.
 """
 import contextlib
-import json
 import os
 import tempfile
 
@@ -28,16 +27,3 @@ def atomic_path(path):
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
         raise
-
-
-@contextlib.contextmanager
-def atomic_open(path, mode="w", **kwargs):
-    """Like open(path, mode) for writing, but the file appears only when the block succeeds."""
-    with atomic_path(path) as tmp, open(tmp, mode, **kwargs) as f:
-        yield f
-
-
-def write_json(path, obj):
-    with atomic_open(path, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=False)
-        f.write("\n")

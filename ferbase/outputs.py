@@ -166,7 +166,7 @@ def open_output(path, mode="w", **kwargs):
 
 
 def write_json(path, obj):
-    """ferbase.atomic.write_json with one-line errors."""
+    """`obj` as indented JSON, written atomically, with one-line errors."""
     with open_output(path, "w") as f:
         json.dump(obj, f, indent=2, sort_keys=False)
         f.write("\n")
