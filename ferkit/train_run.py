@@ -133,4 +133,7 @@ def hardware(cpuinfo="/proc/cpuinfo"):
         flags = set(flags.group(1).split()) if flags else set()
         simd = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else None
         cpu = f"{name.group(1).strip()}{f' ({simd})' if simd else ''}, {platform.machine()}"
-    return f"{cpu}, {os.cpu_count()} CPU cores, {platform.system()}"
+    total = os.cpu_count()
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else total
+    cores = f"{usable} of {total} CPU cores" if usable < total else f"{total} CPU cores"  # pinned (taskset, --jobs)
+    return f"{cpu}, {cores}, {platform.system()}"

@@ -14,6 +14,10 @@ the DNN of cnn3's size join it (ferkit/experiments.py). Run folders go to --runs
 its run.json and history.csv (not the weights) are copied to --docs/<name>/ and
 --docs/results.md is rewritten. Rerunning the same command skips finished runs and resumes
 unfinished ones (--resume), so an interrupted plan continues where it stopped.
+
+`--jobs 2` trains two runs at once, each pinned to its own half of the cores (one core each on
+a 2-core machine): the whole CPU plan in half the wall time, every run with the same budget and
+the same share of the machine, which run.json records ("1 of 2 CPU cores").
 """
 import argparse
 import json
@@ -22,11 +26,12 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)  # run as `python scripts/run_experiments.py`: the packages live one level up
 
-from ferbase.cli import positive_float, run_main  # noqa: E402
+from ferbase.cli import positive_float, positive_int, run_main  # noqa: E402
 from ferbase.errors import FERError  # noqa: E402
 from ferbase.outputs import open_output, write_json  # noqa: E402
 from ferkit import experiments  # noqa: E402
@@ -58,6 +63,8 @@ def build_parser():
                    help="run folders, with weights (git-ignored)")
     p.add_argument("--docs", default=os.path.join("docs", "experiments"), metavar="DIR",
                    help="where run.json, history.csv and results.md are kept (default with --smoke: RUNS/docs)")
+    p.add_argument("--jobs", type=positive_int, default=1, metavar="N",
+                   help="runs at once, each pinned to its own 1/N of the cores (Linux); 1 gives each run all of them")
     p.add_argument("--dry-run", action="store_true", help="print what would run, run nothing")
     p.add_argument("--smoke", action="store_true",
                    help="synthetic faces in RUNS/data, a budget of 0.01 minutes and batch 16: checks the "
@@ -71,24 +78,60 @@ def main(argv=None):
 
 def run(args):
     _resolve_paths(args)
+    groups = _core_groups(args.jobs)
     gpu = _gpu(args)
     chosen = experiments.plan(gpu=gpu["present"], only=args.only)
-    print(f"{len(chosen)} runs of {args.budget:g} min each ({gpu['line']}); run folders in {args.runs}, "
+    at_once = f", {args.jobs} at once on {', '.join(_cores_text(g) for g in groups)}" if args.jobs > 1 else ""
+    print(f"{len(chosen)} runs of {args.budget:g} min each ({gpu['line']}{at_once}); run folders in {args.runs}, "
           f"results in {args.docs}", flush=True)
-    failed = []
-    for e in chosen:
-        rc = _run_one(e, args, gpu)
-        if rc == 130:
-            print("stopped: run the same command again to resume", file=sys.stderr)
-            return 130
-        if rc:
-            failed.append(e.name)
+    failed, stopped = [], False
+    pending, running = list(chosen), {}  # running: core group index -> (experiment, process)
+    while pending or running:
+        free = [i for i in range(len(groups)) if i not in running]
+        while pending and free and not stopped:
+            e, slot = pending.pop(0), free[0]
+            proc = _start(e, args, gpu, groups[slot] if args.jobs > 1 else None)
+            if proc is not None:
+                running[slot] = (e, proc)
+                free.pop(0)
+        if not running:
+            break
+        try:
+            time.sleep(1)
+        except KeyboardInterrupt:  # the runs got the Ctrl-C too: each saves its state and stops
+            stopped = True
+        for slot, (e, proc) in list(running.items()):
+            if proc.poll() is not None:
+                del running[slot]
+                stopped |= proc.returncode == 130
+                if _finish(e, args, proc.returncode) and proc.returncode != 130:
+                    failed.append(e.name)
+    if stopped:
+        print("stopped: run the same command again to resume", file=sys.stderr)
+        return 130
     if not args.dry_run:
         _write_table(args)
     if failed:
         print(f"failed: {', '.join(failed)} (logs: {args.runs}/<name>.log)", file=sys.stderr)
         return 1
     return 0
+
+
+def _core_groups(jobs):
+    """The cores this process may use, split into `jobs` disjoint groups, one per concurrent run."""
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+    if jobs == 1:
+        return [cores]
+    if not hasattr(os, "sched_setaffinity"):
+        raise FERError("--jobs above 1 pins each run to its cores, which needs Linux (os.sched_setaffinity)")
+    if jobs > len(cores):
+        raise FERError(f"--jobs {jobs}: only {len(cores)} CPU core{'s' if len(cores) != 1 else ''} to share out")
+    size = len(cores) // jobs
+    return [cores[i * size:(i + 1) * size] for i in range(jobs)]
+
+
+def _cores_text(group):
+    return f"core {group[0]}" if len(group) == 1 else f"cores {group[0]}-{group[-1]}"
 
 
 def _resolve_paths(args):
@@ -184,31 +227,36 @@ def _status(run_dir):
         return None
 
 
-def _run_one(e, args, gpu):
-    """Train (or resume, or skip) one experiment, then keep its files. The exit status of the run."""
+def _start(e, args, gpu, cores=None):
+    """Start (or resume) experiment `e` in the background, pinned to `cores` when given; None when
+    there is nothing to train (finished: its files are kept again; or --dry-run)."""
     run_dir = os.path.join(args.runs, e.name)
     status = _status(run_dir)
     if status == "done":
         print(f"= {e.name}: finished, skipped", flush=True)
         if not args.dry_run:
             _keep(e, args)
-        return 0
+        return None
     cmd = command(e, args, resume=status is not None)
-    print(f"{'> resume' if status else '>'} {e.name}: {shlex.join(cmd)}", flush=True)
+    pinned = f" [{_cores_text(cores)}]" if cores else ""
+    print(f"{'> resume' if status else '>'} {e.name}{pinned}: {shlex.join(cmd)}", flush=True)
     if args.dry_run:
-        return 0
+        return None
     if status is None:  # how it was started, for the table: the training command and the GPU
         write_json(os.path.join(ROOT, run_dir + ".json"), {"command": shlex.join(cmd), "accelerator": gpu["name"]})
     log = os.path.join(ROOT, run_dir + ".log")
     os.makedirs(os.path.dirname(log), exist_ok=True)
-    with open(log, "a") as f:  # the run's own output, kept beside its folder
-        proc = subprocess.Popen([sys.executable, *cmd[1:]], cwd=ROOT, stdout=f, stderr=subprocess.STDOUT)
-        try:
-            rc = proc.wait()
-        except KeyboardInterrupt:  # the run got the Ctrl-C too: it saves its state and stops
-            proc.wait()
-            return 130
-    print(f"  {e.name}: exit {rc}; {_one_line(run_dir, log)}", flush=True)
+    with open(log, "a") as f:  # the run's own output, kept beside its folder; the child holds its own copy
+        # TensorFlow sizes its thread pools from the cores it may run on, so a pinned run uses just those.
+        pin = (lambda: os.sched_setaffinity(0, cores)) if cores else None
+        return subprocess.Popen([sys.executable, *cmd[1:]], cwd=ROOT, stdout=f, stderr=subprocess.STDOUT,
+                                preexec_fn=pin)
+
+
+def _finish(e, args, rc):
+    """Report a run that ended and keep its files if it finished; its exit status."""
+    run_dir = os.path.join(args.runs, e.name)
+    print(f"  {e.name}: exit {rc}; {_one_line(run_dir, os.path.join(ROOT, run_dir + '.log'))}", flush=True)
     if _status(run_dir) == "done":
         _keep(e, args)
     return rc

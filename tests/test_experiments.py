@@ -6,6 +6,8 @@ import importlib.util
 import json
 import os
 
+import pytest
+
 from ferkit import experiments
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -93,3 +95,25 @@ def test_smoke_run_keeps_run_files_and_writes_the_table_row_from_history(tmp_pat
     assert "= dnn_cnn1: finished, skipped" in capsys.readouterr().out
     assert (runs / "dnn_cnn1.log").read_text() == log
     assert experiments.summarize(str(kept))["best"] == max(val)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="pinning runs to cores needs Linux and two cores")
+def test_jobs_train_runs_side_by_side_each_pinned_to_its_own_core(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    argv = ["--smoke", "--only", "dnn_cnn1", "dnn_cnn1_no_augment", "--gpu", "no", "--runs", str(runs), "--jobs", "2"]
+    assert run_experiments.main(argv) == 0
+    out = capsys.readouterr().out
+    cores = sorted(os.sched_getaffinity(0))
+    assert f"> dnn_cnn1 [core {cores[0]}]: " in out and f"> dnn_cnn1_no_augment [core {cores[1]}]: " in out
+    for name in ("dnn_cnn1", "dnn_cnn1_no_augment"):
+        info = json.loads((runs / "docs" / name / "run.json").read_text())
+        assert info["status"] == "done"
+        assert f", 1 of {os.cpu_count()} CPU cores," in info["host"]  # the share each run had, for the table
+
+
+def test_more_jobs_than_cores_is_one_line(capsys):
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert run_experiments.main(["--dry-run", "--gpu", "no", "--jobs", str(n + 1)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --jobs {n + 1}: only {n} CPU core") and err.count("\n") == 1
