@@ -77,8 +77,8 @@ def main(argv=None):
 
 
 def run(args):
+    groups = _core_groups(args.jobs)  # before the data: an impossible option is the first thing said
     _resolve_paths(args)
-    groups = _core_groups(args.jobs)
     gpu = _gpu(args)
     chosen = experiments.plan(gpu=gpu["present"], only=args.only)
     at_once = f", {args.jobs} at once on {', '.join(_cores_text(g) for g in groups)}" if args.jobs > 1 else ""
