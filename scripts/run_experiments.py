@@ -90,7 +90,7 @@ def run(args):
         free = [i for i in range(len(groups)) if i not in running]
         while pending and free and not stopped:
             e, slot = pending.pop(0), free[0]
-            proc = _start(e, args, gpu, groups[slot] if args.jobs > 1 else None)
+            proc = _start(e, args, gpu, groups[slot])
             if proc is not None:
                 running[slot] = (e, proc)
                 free.pop(0)
@@ -118,12 +118,13 @@ def run(args):
 
 
 def _core_groups(jobs):
-    """The cores this process may use, split into `jobs` disjoint groups, one per concurrent run."""
-    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+    """The cores this process may use, split into `jobs` disjoint groups, one per concurrent run;
+    [None] for one job: it is not pinned and takes every core."""
     if jobs == 1:
-        return [cores]
+        return [None]
     if not hasattr(os, "sched_setaffinity"):
         raise FERError("--jobs above 1 pins each run to its cores, which needs Linux (os.sched_setaffinity)")
+    cores = sorted(os.sched_getaffinity(0))
     if jobs > len(cores):
         raise FERError(f"--jobs {jobs}: only {len(cores)} CPU core{'s' if len(cores) != 1 else ''} to share out")
     size = len(cores) // jobs
