@@ -278,6 +278,17 @@ def curves_figure(history, title):
     return fig
 
 
+def cut_short_last_epoch(history):
+    """Whether the last epoch ran under half as long as the median one: a time budget ends a run
+    mid-epoch, and that epoch's training accuracy is then the mean of a few batches, not of an
+    epoch (its validation accuracy is still the model's)."""
+    seconds = history_column(history, "seconds")
+    if not seconds or len(seconds) < 3 or len(seconds) != len(history):
+        return False
+    durations = [b - a for a, b in zip([0.0] + seconds[:-1], seconds)]
+    return durations[-1] < 0.5 * sorted(durations[:-1])[len(durations[:-1]) // 2]
+
+
 def draw_accuracy_curves(ax, runs, val_label="validation"):
     """One plot of all runs: validation accuracy (solid) and training accuracy (dashed) per epoch,
     one colour per run. `runs`: [(label, history rows)]."""
@@ -290,7 +301,8 @@ def draw_accuracy_curves(ax, runs, val_label="validation"):
         for key, style in (("val_accuracy", "-"), ("accuracy", "--")):
             vals = history_column(history, key)
             if vals and len(vals) == len(epochs):
-                ax.plot(epochs, [100 * v for v in vals], style, color=color, linewidth=1.4)
+                n = len(vals) - (key == "accuracy" and cut_short_last_epoch(history))
+                ax.plot(epochs[:n], [100 * v for v in vals[:n]], style, color=color, linewidth=1.4)
         handles.append(Line2D([], [], color=color, label=label))
     handles += [Line2D([], [], color="black", linestyle="-", label=val_label),
                 Line2D([], [], color="black", linestyle="--", label="training")]

@@ -58,7 +58,17 @@ def describe(info):
     if "augment" in info and info["augment"] is None:
         words.append("without augmentation")
         key = key if key == "no-BN" else "no-augmentation"
+    lr = (info.get("args") or {}).get("lr")
+    if lr is not None and lr != _default_lr():  # a run of another learning rate is not the report's row
+        words[-1] += f", lr {lr:.0e}".replace("e-0", "e-")
+        key = None
     return " ".join(words), (PUBLISHED[key] if key else None)
+
+
+def _default_lr():
+    from ferkit.train_cli import build_parser  # here: the report reads runs, it does not train
+
+    return build_parser("train_cnn.py", "").get_default("lr")
 
 
 def _validated_on(info):

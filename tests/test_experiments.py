@@ -117,3 +117,22 @@ def test_more_jobs_than_cores_is_one_line(capsys):
     assert run_experiments.main(["--dry-run", "--gpu", "no", "--jobs", str(n + 1)]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: --jobs {n + 1}: only {n} CPU core") and err.count("\n") == 1
+
+
+def test_a_last_epoch_cut_short_by_the_budget_is_recognized():
+    from ferkit.figures import cut_short_last_epoch
+
+    rows = lambda secs: [{"epoch": str(i + 1), "seconds": str(s)} for i, s in enumerate(secs)]
+    assert cut_short_last_epoch(rows([10, 20, 30, 32]))       # 2 s against 10 s epochs: a few batches
+    assert not cut_short_last_epoch(rows([10, 20, 30, 38]))   # 8 s: most of an epoch
+    assert not cut_short_last_epoch(rows([10, 12]))           # too short a history to tell
+
+
+def test_a_run_at_another_learning_rate_is_not_given_the_reports_figure():
+    from ferkit import report
+
+    info = {"model": "cnn3", "options": {"batchnorm": False}, "augment": {}, "args": {"lr": 1e-4}}
+    what, published = report.describe(info)
+    assert what == "cnn3 without BatchNormalization, lr 1e-4" and published is None
+    info["args"]["lr"] = 1e-3  # the default: the report's no-BatchNorm row
+    assert report.describe(info) == ("cnn3 without BatchNormalization", experiments.PUBLISHED["no-BN"])
