@@ -90,6 +90,8 @@ def run(args):
         free = [i for i in range(len(groups)) if i not in running]
         while pending and free and not stopped:
             e, slot = pending.pop(0), free[0]
+            if args.dry_run:  # nothing starts, so no slot fills: show the cores in turn
+                slot = (len(chosen) - len(pending) - 1) % len(groups)
             proc = _start(e, args, gpu, groups[slot])
             if proc is not None:
                 running[slot] = (e, proc)
