@@ -187,7 +187,8 @@ def report(args, argv):
         yield "Experiments", pages.experiments_page(rows)
         if model is not None:
             yield from model_pages(model, shown, ds, args)
-        yield "How this report was made", pages.closing_page(rows, shown, command, hosts, created)
+        for fig in pages.closing_pages(rows, shown, command, hosts, created):
+            yield "How this report was made", fig
         if model is not None:
             for fig in pages.appendix_pages(model, shown["label"]):
                 yield "Appendix: layers", fig

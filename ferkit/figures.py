@@ -289,12 +289,17 @@ def cut_short_last_epoch(history):
     return durations[-1] < 0.5 * sorted(durations[:-1])[len(durations[:-1]) // 2]
 
 
-def draw_accuracy_curves(ax, runs, val_label="validation"):
+# Matplotlib's ten but its grey (the line-style keys are grey), then five more unlike them: a
+# plot of the report's table has a dozen runs.
+RUN_COLORS = [f"C{i}" for i in range(10) if i != 7] + ["black", "gold", "navy", "lime", "crimson"]
+
+
+def draw_accuracy_curves(ax, runs, val_label="validation", legend_below=False):
     """One plot of all runs: validation accuracy (solid) and training accuracy (dashed) per epoch,
-    one colour per run. `runs`: [(label, history rows)]."""
+    one colour per run (distinct up to 14 runs). `runs`: [(label, history rows)]."""
     from matplotlib.lines import Line2D
 
-    colors = [f"C{i % 10}" for i in range(len(runs))]
+    colors = [RUN_COLORS[i % len(RUN_COLORS)] for i in range(len(runs))]
     handles = []
     for (label, history), color in zip(runs, colors):
         epochs = history_column(history, "epoch")
@@ -304,12 +309,15 @@ def draw_accuracy_curves(ax, runs, val_label="validation"):
                 n = len(vals) - (key == "accuracy" and cut_short_last_epoch(history))
                 ax.plot(epochs[:n], [100 * v for v in vals[:n]], style, color=color, linewidth=1.4)
         handles.append(Line2D([], [], color=color, label=label))
-    handles += [Line2D([], [], color="black", linestyle="-", label=val_label),
-                Line2D([], [], color="black", linestyle="--", label="training")]
+    handles += [Line2D([], [], color="0.55", linestyle="-", label=val_label),  # grey: the keys are no run
+                Line2D([], [], color="0.55", linestyle="--", label="training")]
     ax.set_xlabel("epoch")
     ax.set_ylabel("accuracy %")
     ax.grid(alpha=0.3)
-    ax.legend(handles=handles, fontsize=7, loc="lower right", ncol=2)
+    if legend_below:  # many runs: a legend inside would hide curves
+        ax.legend(handles=handles, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=4)
+    else:
+        ax.legend(handles=handles, fontsize=7, loc="lower right", ncol=2)
     if not runs:
         ax.text(0.5, 0.5, "no runs", ha="center", transform=ax.transAxes)
 
@@ -320,12 +328,18 @@ def text_block(fig, lines, top, left=0.06, fontsize=9, width=95, line_step=None,
     step = line_step or fontsize * 0.0024
     y = top
     for line in lines:
-        indent = len(line) - len(line.lstrip(" "))
-        parts = wrap(line.strip(), width - indent - 2) if line.strip() else [""]
-        for k, part in enumerate(parts):
-            fig.text(left, y, " " * (indent + (2 if k else 0)) + part, fontsize=fontsize, family=family)
+        for part in _wrapped(line, width):
+            fig.text(left, y, part, fontsize=fontsize, family=family)
             y -= step
     return y
+
+
+def _wrapped(line, width):
+    """One line of text_block as the printed lines it takes: wrapped at spaces, continuations
+    indented two more than the line."""
+    indent = len(line) - len(line.lstrip(" "))
+    parts = wrap(line.strip(), width - indent - 2) if line.strip() else [""]
+    return [" " * (indent + (2 if k else 0)) + part for k, part in enumerate(parts)]
 
 
 def text_page(lines, title=None, fontsize=9, width=95):
@@ -336,6 +350,22 @@ def text_page(lines, title=None, fontsize=9, width=95):
         y -= 0.05
     text_block(fig, lines, y, fontsize=fontsize, width=width)
     return fig
+
+
+def text_pages(lines, title=None, fontsize=9, width=95):
+    """text_page over as many A4 pages as the lines need; a line is never split between pages."""
+    room = int((0.95 - 0.05 * bool(title) - 0.03) / (fontsize * 0.0024))  # printed lines per page
+    chunks, used = [[]], 0
+    for line in lines:
+        n = len(_wrapped(line, width))
+        if chunks[-1] and used + n > room:
+            chunks.append([])
+            used = 0
+        chunks[-1].append(line)
+        used += n
+    many = len(chunks) > 1
+    return [text_page(chunk, f"{title} ({k + 1}/{len(chunks)})" if title and many else title, fontsize, width)
+            for k, chunk in enumerate(chunks)]
 
 
 def table_pages(header, rows, title, per_page=40, col_widths=None, fontsize=7):

@@ -247,16 +247,17 @@ def experiments_page(rows):
     notes = [f"{key} {hw}" for key, hw in hardware.items()] + [val_note(rows)]
     y = figures.text_block(fig, notes, ax.get_position().y0 - 0.025, left=0.04, fontsize=7, width=125,
                            family="sans-serif")
-    ax = fig.add_axes([0.1, 0.06, 0.85, max(y - 0.1, 0.2)])
+    ax = fig.add_axes([0.1, 0.15, 0.85, max(y - 0.18, 0.2)])  # the legend goes below
     files = sorted({r.val_file for r in measured(rows) if r.val_file})
     figures.draw_accuracy_curves(ax, [(r.name, r.history) for r in measured(rows)],
-                                 f"validation ({', '.join(files)})" if files else "validation")
+                                 f"validation ({', '.join(files)})" if files else "validation", legend_below=True)
     ax.set_title("accuracy per epoch of every run: validation (solid) and training (dashed)", fontsize=9)
     return fig
 
 
-def closing_page(rows, shown, command, hosts, created):
-    """Hardware, software, the commands of every run and of this report, and where the files are."""
+def closing_pages(rows, shown, command, hosts, created):
+    """Hardware, software, the commands of every run and of this report, and where the files are:
+    as many pages as the runs need."""
     lines = [f"Made: {created:%Y-%m-%d %H:%M}", "", "Hardware of the runs:"]
     lines += [f"  {h}" for h in hosts] or ["  (not recorded)"]
     lines += ["", "Runs (name: folder; the command that trained it):"]
@@ -271,7 +272,7 @@ def closing_page(rows, shown, command, hosts, created):
     lines += ["", "This report was made with:", f"  {command}", "",
               "The report's figures are typed in ferkit/experiments.py and ferkit/report.py and labelled as "
               "the report's; every other number is read from the run files or computed from the test data."]
-    return figures.text_page(lines, "How this report was made", fontsize=8, width=100)
+    return figures.text_pages(lines, "How this report was made", fontsize=8, width=100)
 
 
 def architecture_rows(model):

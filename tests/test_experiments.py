@@ -136,3 +136,19 @@ def test_a_run_at_another_learning_rate_is_not_given_the_reports_figure():
     assert what == "cnn3 without BatchNormalization, lr 1e-4" and published is None
     info["args"]["lr"] = 1e-3  # the default: the report's no-BatchNorm row
     assert report.describe(info) == ("cnn3 without BatchNormalization", experiments.PUBLISHED["no-BN"])
+
+
+def test_text_too_long_for_a_page_continues_on_the_next_without_splitting_a_line():
+    import matplotlib.pyplot as plt
+
+    from ferkit import figures
+
+    lines = ["word " * 30] * 40  # each wraps to two printed lines: 80 lines, 45 fit on a page at 8 pt
+    pages = figures.text_pages(lines, "How this report was made", fontsize=8, width=100)
+    titles = [fig.texts[0].get_text() for fig in pages]
+    body = [len(fig.texts) - 1 for fig in pages]  # printed lines under each title
+    assert titles == ["How this report was made (1/2)", "How this report was made (2/2)"]
+    assert body == [44, 36] and all(n % 2 == 0 for n in body)  # whole lines only
+    assert len(figures.text_pages(lines[:3], "Short")) == 1
+    for fig in pages:
+        plt.close(fig)
