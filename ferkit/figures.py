@@ -279,9 +279,13 @@ def curves_figure(history, title):
 
 
 def cut_short_last_epoch(history):
-    """Whether the last epoch ran under half as long as the median one: a time budget ends a run
-    mid-epoch, and that epoch's training accuracy is then the mean of a few batches, not of an
-    epoch (its validation accuracy is still the model's)."""
+    """Whether a time budget ended the last epoch part-way: its training accuracy is then the mean
+    of the batches it ran, maybe one, not of an epoch (its validation accuracy is still the
+    model's). Seen as a learning rate that reached 0 only there (--time-budget's schedule ends at
+    0 when the budget is spent), or else as an epoch under half as long as the median one."""
+    lrs = history_column(history, "lr")
+    if len(lrs) >= 2 and lrs[-1] == 0.0 and lrs[-2] > 0.0:
+        return True
     seconds = history_column(history, "seconds")
     if not seconds or len(seconds) < 3 or len(seconds) != len(history):
         return False
@@ -311,7 +315,12 @@ def draw_accuracy_curves(ax, runs, val_label="validation", legend_below=False):
         handles.append(Line2D([], [], color=color, label=label))
     handles += [Line2D([], [], color="0.55", linestyle="-", label=val_label),  # grey: the keys are no run
                 Line2D([], [], color="0.55", linestyle="--", label="training")]
-    ax.set_xlabel("epoch")
+    lengths = [len(history) for _, history in runs if history]
+    if lengths and max(lengths) > 4 * min(lengths):  # 20 epochs beside 250: a log axis shows both
+        ax.set_xscale("log")
+        ax.set_xlabel("epoch (log scale)")
+    else:
+        ax.set_xlabel("epoch")
     ax.set_ylabel("accuracy %")
     ax.grid(alpha=0.3)
     if legend_below:  # many runs: a legend inside would hide curves

@@ -126,6 +126,9 @@ def test_a_last_epoch_cut_short_by_the_budget_is_recognized():
     assert cut_short_last_epoch(rows([10, 20, 30, 32]))       # 2 s against 10 s epochs: a few batches
     assert not cut_short_last_epoch(rows([10, 20, 30, 38]))   # 8 s: most of an epoch
     assert not cut_short_last_epoch(rows([10, 12]))           # too short a history to tell
+    budget = [{"epoch": "1", "lr": "1e-3", "seconds": "16"}, {"epoch": "2", "lr": "1e-5", "seconds": "32"},
+              {"epoch": "3", "lr": "0.0", "seconds": "42"}]  # validation kept the cut epoch long
+    assert cut_short_last_epoch(budget)
 
 
 def test_a_run_at_another_learning_rate_is_not_given_the_reports_figure():
