@@ -10,6 +10,7 @@ only run.json and history.csv) gives its table row and curves like any other. Th
 typed in are the course report's, labelled as such.
 """
 import dataclasses
+import functools
 import os
 
 from ferbase.errors import FERError
@@ -65,6 +66,7 @@ def describe(info):
     return " ".join(words), (PUBLISHED[key] if key else None)
 
 
+@functools.cache  # one parser for the whole table, not one per run
 def _default_lr():
     from ferkit.train_cli import build_parser  # here: the report reads runs, it does not train
 
