@@ -19,11 +19,15 @@ import threading
 import time
 import traceback
 
+import numpy as np
+
 import data
 import models
 from data.mixing import MixedBatches
+from ferbase.atomic import atomic_path
 from ferbase.errors import FERError
 from ferkit import callbacks as cb
+from ferkit import distill
 from ferkit.train_run import RunFolder, hardware, new_run_dir
 from models import runs
 
@@ -110,12 +114,16 @@ class Training:
         train_ds, val_ds = self.load_data()
         self._check_stop()
         scope, batch_size = _distribution(args)
-        batches = MixedBatches(train_ds.images, keras.utils.to_categorical(train_ds.labels, models.NUM_CLASSES),
-                               batch_size, args.mixup, args.cutmix, args.seed)
+        targets = keras.utils.to_categorical(train_ds.labels, models.NUM_CLASSES)
+        if args.teacher:
+            targets = np.concatenate([targets, self.teacher_targets(train_ds)], axis=1)
+        batches = MixedBatches(train_ds.images, targets, batch_size, args.mixup, args.cutmix, args.seed)
         with scope:
             model = self.build(len(batches))
         self._check_stop()
         initial_epoch = self.open_run_folder(model, train_ds, val_ds)
+        if args.teacher:
+            self.save_teacher_probs()
         callbacks = self.callbacks(model, batches, initial_epoch)
         return self.fit(model, batches, val_ds, initial_epoch, callbacks)
 
@@ -153,10 +161,32 @@ class Training:
         self.augment = {"erasing": args.erasing, "seed": args.seed} if args.augment else None
         self.preprocess = {"standardize": args.standardize}
         model = models.build_model(args.model, augment=self.augment, preprocess=self.preprocess, **self.options)
-        model.compile(optimizer=_optimizer(args, _learning_rate(args, steps)),
-                      loss=keras.losses.CategoricalCrossentropy(label_smoothing=args.label_smoothing),
-                      metrics=["accuracy"])
+        if args.teacher:
+            loss = distill.DistillationLoss(args.distill_temperature, args.distill_weight, args.label_smoothing)
+            metrics = [distill.accuracy]
+        else:
+            loss, metrics = keras.losses.CategoricalCrossentropy(label_smoothing=args.label_smoothing), ["accuracy"]
+        model.compile(optimizer=_optimizer(args, _learning_rate(args, steps)), loss=loss, metrics=metrics)
         return model
+
+    def teacher_targets(self, train_ds):
+        """The teachers' probabilities on the training faces at the distillation temperature:
+        read from the run folder when resuming, else computed (once) by the teachers."""
+        args = self.args
+        probs = distill.cached_probs(self.run.path, len(train_ds)) if self.resumed else None
+        if probs is None:
+            t0 = time.time()
+            probs = distill.teacher_probs(args.teacher, train_ds.images, tta=args.teacher_tta)
+            views = "10 views each" if args.teacher_tta else "1 view"
+            print(f"teacher: {cb.plural(len(args.teacher), 'run')} on {len(train_ds)} training faces ({views}) "
+                  f"in {time.time() - t0:.0f} s", flush=True)
+        self.teacher_cache = probs
+        return distill.soften(probs, args.distill_temperature)
+
+    def save_teacher_probs(self):
+        path = os.path.join(self.run.path, distill.TEACHER_FILE)
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.save(f, self.teacher_cache)
 
     def open_run_folder(self, model, train_ds, val_ds):
         """Create (or, resuming, restore from) the run folder; write run.json. Returns the first epoch."""

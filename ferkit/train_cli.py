@@ -21,7 +21,7 @@ from ferbase.runfile import RUN_FILE, RUNS_DIR, read_info
 from ferbase.quiet import configure_tensorflow
 
 # models.runs' names, repeated so that this module loads no Keras (tests check they agree)
-RUN_OUTPUTS = [RUN_FILE, "history.csv", "best.weights.h5", "backup"]
+RUN_OUTPUTS = [RUN_FILE, "history.csv", "best.weights.h5", "backup", "teacher_probs.npy"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -99,6 +99,15 @@ def _regularization_group(g):
                    help="CutMix: paste a box of another face, labels weighted by its area, e.g. 1.0; "
                         "with --mixup too, each batch takes one of the two")
     g.add_argument("--label-smoothing", type=float, default=0.0, metavar="X", help="label smoothing, below 1")
+    g.add_argument("--teacher", action="append", default=[], metavar="RUN_DIR",
+                   help="distil from this trained run's class probabilities (repeatable: their mean); "
+                        "computed once on the training faces and cached in the run folder")
+    g.add_argument("--teacher-tta", action="store_true",
+                   help="the teacher's probabilities averaged over the 10 TTA views (10x the one-off cost)")
+    g.add_argument("--distill-temperature", type=float, default=4.0, metavar="T",
+                   help="softmax temperature of the teacher term (with --teacher)")
+    g.add_argument("--distill-weight", type=float, default=0.5, metavar="W",
+                   help="weight of the teacher term; 1 - W goes to the labels (with --teacher)")
     g.add_argument("--ema", type=float, default=0.0, metavar="MOMENTUM",
                    help="evaluate and keep an exponential moving average of the weights (Polyak averaging, "
                         "e.g. 0.999); 0 keeps the raw weights")
@@ -144,6 +153,8 @@ _RULES = [
     ("mixup", lambda v: _finite(v) and v >= 0, "must be a finite number, at least 0 (0 turns it off)"),
     ("cutmix", lambda v: _finite(v) and v >= 0, "must be a finite number, at least 0 (0 turns it off)"),
     ("ema", lambda v: 0 <= v < 1, "must be at least 0 and below 1"),
+    ("distill_temperature", lambda v: _finite(v) and v > 0, "must be a finite number above 0"),
+    ("distill_weight", lambda v: 0 <= v <= 1, "must be between 0 and 1"),
 ]
 
 
@@ -231,6 +242,9 @@ def main(argv, prog, description, model="cnn3", choose_model=True, model_args=No
         for path in (args.train_csv, args.val):
             if path is not None:
                 check_input(path)
+        for path in args.teacher:
+            if not os.path.exists(path):
+                raise FERError(f"--teacher {path}: no such run folder or weights file")
         if not args.resume:
             check_out(args)
         # Imported only now: TensorFlow takes seconds to load, and the checks above answer without it.

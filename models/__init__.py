@@ -15,5 +15,5 @@ from .registry import (DEFAULT_PREPROCESS, INPUT_SHAPE, NUM_CLASSES, available, 
                        keras, options_of, register)
 
 # The networks register themselves on import; then the run-folder loader, which builds them.
-from . import compact, report  # noqa: E402,F401
+from . import compact, report, vgg  # noqa: E402,F401
 from .runs import load_run  # noqa: E402,F401

@@ -1,0 +1,103 @@
+"""Knowledge distillation (Hinton et al. 2015): a student learns from a teacher's class
+probabilities alongside the labels (`train_cnn.py --teacher RUN_DIR`, repeatable: an ensemble).
+
+The teacher's probabilities are computed once, on the unaugmented training faces (optionally
+averaged over the 10 TTA views), and cached in the run folder; each training batch then carries
+[labels | teacher probabilities] as its target, so MixUp/CutMix mix both alike. Running the
+teacher on every augmented batch instead costs a teacher forward pass per step, several times a
+compact student's whole step on a CPU (docs/RESULTS.md has the measurement).
+"""
+import os
+
+import numpy as np
+
+import data
+from ferbase.errors import FERError
+from models import INPUT_SHAPE, NUM_CLASSES, keras, load_run
+
+TEACHER_FILE = "teacher_probs.npy"  # in the run folder: what --resume reads instead of recomputing
+
+
+def load_teachers(paths):
+    """[(model, info)] for the --teacher run folders; FERError (one line) for a teacher whose
+    input or classes differ from the student's."""
+    teachers = []
+    for path in paths:
+        model, info = load_run(path)
+        names = list(info.get("class_names") or data.CLASS_NAMES)
+        out_shape = tuple(model.output_shape[1:])
+        in_shape = tuple(model.input_shape[1:])
+        if out_shape != (NUM_CLASSES,) or names != list(data.CLASS_NAMES) or in_shape != INPUT_SHAPE:
+            raise FERError(f"--teacher {path}: predicts {out_shape[-1] if out_shape else '?'} classes "
+                           f"({', '.join(map(str, names))}) from {in_shape} images; the student needs "
+                           f"{NUM_CLASSES} classes ({', '.join(data.CLASS_NAMES)}) from {INPUT_SHAPE} images")
+        teachers.append((model, info))
+    return teachers
+
+
+def teacher_probs(paths, images, tta=False, batch_size=256):
+    """Mean softmax (N, 7) of the teachers at `paths` over `images` (uint8, N x 48 x 48 x 1)."""
+    from ferkit.inference import predict_proba
+
+    models = [m for m, _ in load_teachers(paths)]
+    return predict_proba(models, images, tta=tta, batch_size=batch_size)
+
+
+def cached_probs(run_dir, n):
+    """The teacher probabilities cached in `run_dir`, or None when there are none for `n` faces."""
+    path = os.path.join(run_dir, TEACHER_FILE)
+    if not os.path.isfile(path):
+        return None
+    try:
+        probs = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise FERError(f"{path}: unreadable teacher probabilities ({e}); delete it to recompute") from None
+    if probs.shape != (n, NUM_CLASSES) or not np.isfinite(probs).all():
+        raise FERError(f"{path}: teacher probabilities of shape {probs.shape}, expected ({n}, {NUM_CLASSES}); "
+                       "delete it to recompute")
+    return probs.astype(np.float32)
+
+
+def soften(probs, temperature):
+    """softmax(log(p) / T): the teacher's probabilities at temperature T (T=1 returns them)."""
+    logp = np.log(np.clip(probs.astype(np.float64), 1e-12, 1.0)) / temperature
+    logp -= logp.max(axis=1, keepdims=True)
+    p = np.exp(logp)
+    return (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+@keras.saving.register_keras_serializable(package="ferkit")
+class DistillationLoss(keras.losses.Loss):
+    """(1 - weight) * CE(labels, p) + weight * T^2 * KL(teacher_T || softmax(log(p) / T)).
+
+    y_true is [labels | teacher probabilities at T] (14 columns) in training; a 7-column y_true
+    (validation) gets the plain cross-entropy, so val_loss stays comparable with other runs.
+    y_pred is the model's softmax: softmax(log p / T) equals softmax(logits / T)."""
+
+    def __init__(self, temperature=4.0, weight=0.5, label_smoothing=0.0, name="distillation", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.temperature, self.weight, self.label_smoothing = float(temperature), float(weight), float(label_smoothing)
+
+    def call(self, y_true, y_pred):
+        ops = keras.ops
+        log_p = ops.log(ops.clip(ops.cast(y_pred, "float32"), 1e-7, 1.0))
+        labels = ops.cast(y_true[..., :NUM_CLASSES], "float32")
+        if self.label_smoothing:
+            labels = labels * (1.0 - self.label_smoothing) + self.label_smoothing / NUM_CLASSES
+        ce = -ops.sum(labels * log_p, axis=-1)
+        if y_true.shape[-1] == NUM_CLASSES:
+            return ce
+        teacher = ops.cast(y_true[..., NUM_CLASSES:], "float32")
+        student_t = ops.log_softmax(log_p / self.temperature, axis=-1)
+        kl = ops.sum(teacher * (ops.log(ops.clip(teacher, 1e-7, 1.0)) - student_t), axis=-1)
+        kd = kl * self.temperature ** 2
+        return (1.0 - self.weight) * ce + self.weight * kd
+
+    def get_config(self):
+        return {**super().get_config(), "temperature": self.temperature, "weight": self.weight,
+                "label_smoothing": self.label_smoothing}
+
+
+def accuracy(y_true, y_pred):
+    """Accuracy against the labels, the first 7 columns of a distillation target."""
+    return keras.metrics.categorical_accuracy(y_true[..., :NUM_CLASSES], y_pred)
