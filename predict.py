@@ -30,7 +30,8 @@ def build_parser():
                    "or a picture (.jpg .png .bmp .webp ...), a folder of pictures (recursive), or a video (.mp4 .avi ...)")
     p.add_argument("out_csv", help="where to write id,label (CSV input) or file,frame,x,y,w,h,label,emotion (pictures)")
     p.add_argument("--weights", action="append", metavar="RUN_DIR",
-                   help="run folder or .weights.h5 (repeat for an ensemble; default: the finished run under "
+                   help="run folder or .weights.h5; repeat it, or name a folder of run folders "
+                        "(models/pretrained/ensemble), for an ensemble (default: the finished run under "
                         "runs/ or bundled model with the best recorded val_accuracy)")
     p.add_argument("--tta", action="store_true", help="test-time augmentation: average 10 flipped/shifted views")
     p.add_argument("--usage", help="Kaggle fer2013.csv: only rows of this Usage (e.g. PrivateTest)")
@@ -74,8 +75,10 @@ def predict(args):
     import data
     from ferbase.errors import FERError
     from ferbase.outputs import check_outputs, open_output
+    from ferbase.runfile import expand_weights
     from ferkit import media  # Pillow and OpenCV, no TensorFlow: checks of pictures stay instant too
 
+    args.weights = expand_weights(args.weights)  # an ensemble folder: each of its members
     job = None
     if media.input_kind(args.test_csv) != "csv":
         if args.usage:

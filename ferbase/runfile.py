@@ -24,3 +24,17 @@ def read_info(run_dir):
     if not isinstance(info, dict) or "model" not in info:
         raise FERError(f"{path}: no 'model' entry")
     return info
+
+
+def members(path):
+    """An ensemble folder (no run.json, run folders inside it, as models/pretrained/ensemble/)
+    gives its members' paths, sorted; any other path (or None) is itself, alone."""
+    if path is None or not os.path.isdir(path) or os.path.isfile(os.path.join(path, RUN_FILE)):
+        return [path]
+    found = sorted(os.path.join(path, d) for d in os.listdir(path) if os.path.isfile(os.path.join(path, d, RUN_FILE)))
+    return found or [path]
+
+
+def expand_weights(weights):
+    """--weights arguments with each ensemble folder replaced by its members (None stays None)."""
+    return [m for w in weights for m in members(w)] if weights else weights

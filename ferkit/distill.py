@@ -25,12 +25,12 @@ def load_teachers(paths):
     for path in paths:
         model, info = load_run(path)
         names = list(info.get("class_names") or data.CLASS_NAMES)
-        out_shape = tuple(model.output_shape[1:])
-        in_shape = tuple(model.input_shape[1:])
-        if out_shape != (NUM_CLASSES,) or names != list(data.CLASS_NAMES) or in_shape != INPUT_SHAPE:
-            raise FERError(f"--teacher {path}: predicts {out_shape[-1] if out_shape else '?'} classes "
-                           f"({', '.join(map(str, names))}) from {in_shape} images; the student needs "
-                           f"{NUM_CLASSES} classes ({', '.join(data.CLASS_NAMES)}) from {INPUT_SHAPE} images")
+        classes = model.output_shape[-1] if names == list(data.CLASS_NAMES) else len(names)
+        if classes != NUM_CLASSES or names != list(data.CLASS_NAMES):
+            raise FERError(f"--teacher {path}: predicts {classes} classes ({', '.join(map(str, names))}); the student "
+                           f"learns FER2013's {NUM_CLASSES} ({', '.join(data.CLASS_NAMES)})")
+        if tuple(model.input_shape[1:]) != INPUT_SHAPE:
+            raise FERError(f"--teacher {path}: takes {tuple(model.input_shape[1:])} images, not {INPUT_SHAPE}")
         teachers.append((model, info))
     return teachers
 

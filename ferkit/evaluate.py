@@ -15,6 +15,7 @@ from sklearn.metrics import classification_report, confusion_matrix
 import data
 from ferbase.errors import FERError
 from ferbase.outputs import check_outputs
+from ferbase.runfile import expand_weights
 from ferkit import explain
 from ferkit.inference import predict_proba
 from models import runs
@@ -137,7 +138,7 @@ def load_models(weights_args=None, outputs=()):
     """[(model, info)] for each --weights argument (None or []: the default run), each loaded
     with models.load_run after checking that no output path is one of that run's files."""
     loaded = []
-    for w in list(weights_args or [None]):
+    for w in expand_weights(list(weights_args or [None])):
         check_outputs(outputs, runs.run_inputs(w))
         loaded.append(runs.load_run(w))
     return loaded

@@ -11,13 +11,14 @@ import os
 import data
 from ferbase.errors import FERError
 from ferbase.outputs import check_outputs, run_files
+from ferbase.runfile import expand_weights
 
 
 def check(outputs, csvs=(), weights=(), usage=None):
     """Raise FERError for the first problem: `outputs` (paths to write, None entries skipped),
     `csvs` (input CSVs, None skipped), `weights` (--weights arguments, None skipped)."""
     csvs = [c for c in csvs if c is not None]
-    weights = [w for w in weights if w is not None]
+    weights = expand_weights([w for w in weights if w is not None])
     for csv in csvs:
         data.check_csv(csv, usage=usage)
     for w in weights:

@@ -74,6 +74,25 @@ def test_ensemble_of_two_weights_arguments(trained_run, synthetic_csvs, tmp_path
     np.testing.assert_allclose(frame.iloc[:, 2:].sum(axis=1), 1, atol=1e-3)
 
 
+def test_a_folder_of_run_folders_is_an_ensemble(trained_run, synthetic_csvs, tmp_path, capsys):
+    import shutil
+
+    ensemble = tmp_path / "ensemble"
+    for member in ("a", "b"):
+        shutil.copytree(trained_run, ensemble / member)
+    out, alone = tmp_path / "out.csv", tmp_path / "alone.csv"
+    assert predict.main([str(synthetic_csvs["val"]), str(out), "--weights", str(ensemble), "--probs"]) == 0
+    printed = capsys.readouterr().out
+    assert f"fernet ({ensemble / 'a'}), fernet ({ensemble / 'b'})" in printed
+    # Two copies of one run average to that run's own probabilities.
+    assert predict.main([str(synthetic_csvs["val"]), str(alone), "--weights", str(trained_run), "--probs"]) == 0
+    np.testing.assert_allclose(pd.read_csv(out).iloc[:, 2:], pd.read_csv(alone).iloc[:, 2:], atol=2e-5)
+    # An ensemble's files are inputs: the output may not replace one of them.
+    target = ensemble / "b" / "run.json"
+    assert predict.main([str(synthetic_csvs["val"]), str(target), "--weights", str(ensemble)]) == 2
+    assert "run.json" in capsys.readouterr().err and (ensemble / "b" / "run.json").read_text().startswith("{")
+
+
 def test_predict_uses_the_newest_run_under_runs(trained_run, synthetic_csvs, tmp_path, monkeypatch, capsys):
     import shutil
 
