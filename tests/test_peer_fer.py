@@ -2,6 +2,7 @@
 one-line errors (a fake peer model and synthetic faces; the real peer is not needed)."""
 import hashlib
 import json
+import shutil
 
 import h5py
 import numpy as np
@@ -47,18 +48,23 @@ def tiny_run(folder):
 def test_main_prints_both_models_side_by_side(tmp_path, capsys):
     x, y = synthetic.make_faces(28)  # 4 faces of each class
     csv = synthetic.write_csv(tmp_path / "faces.csv", x, y)
-    rc = peer_fer.main([str(fake_peer(tmp_path / "peer.h5")), "--csv", str(csv), "--weights",
-                        str(tiny_run(tmp_path / "run")), "--repeat", "1", "--batch-size", "16"])
+    run = tiny_run(tmp_path / "run")
+    for member in ("a", "b"):  # an ensemble folder: two copies of the run score as the run itself
+        shutil.copytree(run, tmp_path / "ensemble" / member)
+    rc = peer_fer.main([str(fake_peer(tmp_path / "peer.h5")), "--csv", str(csv), "--weights", str(run),
+                        "--ensemble", str(tmp_path / "ensemble"), "--repeat", "1", "--batch-size", "16"])
     assert rc == 0
     out = capsys.readouterr().out.splitlines()
-    table = {line[:22].strip(): line[22:].split() for line in out}  # row label: [peer, ours]
-    assert table[""] == ["fer", "(peer)", "ours"]
+    table = {line[:22].strip(): line[22:].split() for line in out}  # row label: [peer, ours, ensemble]
+    assert table[""] == ["fer", "(peer)", "ours", "ours", "(ens.)"]
+    assert table["accuracy"][1] == table["accuracy"][2]
     assert table["accuracy"][0] == f"{4 / 28:.4f}"  # the peer says Happy for all 28 faces
     assert table["F1 Happy (4)"][0] == f"{2 * (4 / 28) / (4 / 28 + 1):.4f}"
     assert table["F1 Angry (4)"][0] == "0.0000"
     assert float(table["predict img/s"][1]) > 0 and float(table["end-to-end img/s"][1]) > 0
     assert any(line.startswith("machine: ") and "CPU cores" in line for line in out)
-    assert out[-1].startswith("ours ") and f"vs {4 / 28:.2%})" in out[-1]
+    assert out[-2].startswith("ours ahead") or out[-2].startswith("ours behind") or out[-2].startswith("ours level")
+    assert out[-1].startswith("ours (ens.) ") and f"vs {4 / 28:.2%})" in out[-1]
 
 
 @pytest.mark.parametrize("problem", ["missing", "not hdf5", "unlabelled csv"])
