@@ -43,3 +43,30 @@ def test_bundled_model_scores_its_documented_accuracy_on_public_test():
     n = 1200  # a slice keeps this quick; its accuracy is within a few points of the whole file's
     accuracy = np.mean(model.predict(ds.images[:n], batch_size=256, verbose=0).argmax(1) == ds.labels[:n])
     assert abs(accuracy - info["val_accuracy"]) < 0.04
+
+
+ENSEMBLE = os.path.join(runs.PRETRAINED_DIR, "ensemble")
+
+
+@pytest.mark.skipif(not os.path.isdir(ENSEMBLE), reason="no bundled ensemble")
+def test_bundled_ensemble_members_are_float16_checked_runs_and_predict_together(tmp_path, capsys):
+    import h5py
+
+    import predict
+    from ferbase.runfile import members
+
+    found = members(ENSEMBLE)
+    assert len(found) >= 2 and all(os.path.isfile(os.path.join(m, runs.RUN_FILE)) for m in found)
+    for member in found:
+        info = runs.read_info(member)
+        assert info["weights_dtype"] == "float16" and len(info["weights_sha256"]) == 64
+        with h5py.File(os.path.join(member, runs.WEIGHTS_FILE)) as f:
+            kernels = []
+            f.visititems(lambda name, obj: kernels.append(obj.dtype) if isinstance(obj, h5py.Dataset) else None)
+        assert {str(k) for k in kernels} <= {"float16", "int64"}
+    x, y = synthetic.make_faces(14)
+    csv = synthetic.write_csv(tmp_path / "faces.csv", x, y)
+    assert predict.main([str(csv), str(tmp_path / "out.csv"), "--weights", ENSEMBLE]) == 0
+    printed = capsys.readouterr().out
+    assert all(m in printed for m in found)  # every member named on the model line
+    assert len((tmp_path / "out.csv").read_text().splitlines()) == 15
