@@ -13,8 +13,8 @@ face is still recognizable) for row --image of that file, all on one colour scal
 import argparse
 import sys
 
-from ferbase.cli import HelpFormatter, positive_int, run_main
-from ferbase.quiet import configure_tensorflow
+from ferkit.cli import HelpFormatter, positive_int, run_main
+from ferkit.backend import configure_tensorflow
 
 
 def build_parser():
@@ -48,8 +48,8 @@ def main(argv=None):
 def check_args(args):
     """Everything refused before TensorFlow loads: (outputs, the face for the maps or None)."""
     import data
-    from ferbase.errors import FERError
-    from ferkit import figures, preflight
+    from ferkit.errors import FERError
+    from ferkit.report import figures, preflight
 
     if args.steps < 0:
         raise FERError(f"--steps {args.steps}: must not be negative")
@@ -71,8 +71,9 @@ def check_args(args):
 def run(args):
     outputs, face = check_args(args)
     # Keras (and TensorFlow) load here, after the checks: configure_tensorflow ran first.
-    from ferkit import explain, figures
-    from ferkit.evaluate import load_models
+    from ferkit import explain
+    from ferkit.report import figures
+    from ferkit.report.evaluate import load_models
 
     model, info = load_models([args.weights], outputs=outputs)[0]
     layer = explain.get_map_layer(model, args.layer or explain.default_filter_layer(model)).name

@@ -20,8 +20,8 @@ import os
 import shlex
 import sys
 
-from ferbase.cli import HelpFormatter, positive_int, run_main
-from ferbase.quiet import configure_tensorflow
+from ferkit.cli import HelpFormatter, positive_int, run_main
+from ferkit.backend import configure_tensorflow
 
 DEFAULT_OUT = os.path.join("report-out", "report.pdf")
 DEFAULT_EXPERIMENTS = os.path.join("docs", "experiments")
@@ -60,9 +60,9 @@ def main(argv=None):
 def check_args(args):
     """Everything refused before TensorFlow loads; returns (outputs, labelled Dataset or None)."""
     import data
-    from ferbase.errors import FERError
-    from ferbase.outputs import check_outputs
-    from ferkit import figures, preflight
+    from ferkit.errors import FERError
+    from ferkit.files import check_outputs
+    from ferkit.report import figures, preflight
 
     if os.path.splitext(args.out)[1].lower() != ".pdf":
         raise FERError(f"{args.out}: the report is a PDF; name it .pdf")
@@ -86,10 +86,10 @@ def check_args(args):
 
 def load_shown(args, ds, outputs):
     """The model whose figures the report shows: (model or None, dict describing it)."""
-    from ferbase.errors import FERError
-    from ferkit import report as pages
-    from ferkit.evaluate import evaluate, load_models
-    from ferkit.experiments import read_history
+    from ferkit.errors import FERError
+    from ferkit.report import pages
+    from ferkit.report.evaluate import evaluate, load_models
+    from ferkit.report.experiments import read_history
 
     try:
         model, info = load_models([args.weights], outputs=outputs)[0]
@@ -112,9 +112,10 @@ def load_shown(args, ds, outputs):
 
 def model_pages(model, shown, ds, args):
     """(section, figure) of the model shown, one at a time: curves, per class, saliency, filters."""
-    from ferbase.errors import FERError
-    from ferkit import explain, figures
-    from ferkit.evaluate import explain_examples
+    from ferkit.errors import FERError
+    from ferkit import explain
+    from ferkit.report import figures
+    from ferkit.report.evaluate import explain_examples
 
     name = f"{shown['label']} ({shown['run_dir']})"
     note = " (validation = the test data of this report)" if shown["same_as_validation"] else ""
@@ -143,7 +144,7 @@ def model_pages(model, shown, ds, args):
 
 
 def _has_gradcam_layer(model):
-    from ferbase.errors import FERError
+    from ferkit.errors import FERError
     from ferkit import explain
 
     try:
@@ -157,7 +158,7 @@ def write_pdf(path, pages, command, created):
     """Save each (section, figure) as a page, atomically; returns the sections in page order."""
     from matplotlib.backends.backend_pdf import PdfPages
 
-    from ferbase.outputs import output_path
+    from ferkit.files import output_path
 
     sections = []
     with output_path(path) as tmp, PdfPages(tmp) as pdf:
@@ -173,7 +174,7 @@ def write_pdf(path, pages, command, created):
 
 def report(args, argv):
     outputs, ds = check_args(args)
-    from ferkit import report as pages
+    from ferkit.report import pages
 
     rows = pages.collect(args.experiments, args.runs, warn=lambda m: print(m, file=sys.stderr))
     # Keras (and TensorFlow) load here, after the checks: configure_tensorflow ran first.
@@ -194,7 +195,7 @@ def report(args, argv):
                 yield "Appendix: layers", fig
 
     sections = write_pdf(outputs[0], all_pages(), command, created)
-    from ferbase.outputs import write_json
+    from ferkit.files import write_json
 
     kept = {k: v for k, v in shown.items() if k in ("label", "run_dir", "why", "data", "same_as_validation", "filters")}
     if shown.get("metrics"):

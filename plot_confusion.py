@@ -11,8 +11,8 @@ printed too. --json writes the metrics beside the image (or to the file named).
 import argparse
 import sys
 
-from ferbase.cli import HelpFormatter, positive_int, run_main
-from ferbase.quiet import configure_tensorflow
+from ferkit.cli import HelpFormatter, positive_int, run_main
+from ferkit.backend import configure_tensorflow
 
 
 def build_parser():
@@ -39,8 +39,8 @@ def main(argv=None):
 def check_args(args):
     """Everything refused before TensorFlow loads: (outputs, the labelled Dataset)."""
     import data
-    from ferbase.errors import FERError
-    from ferkit import figures, preflight
+    from ferkit.errors import FERError
+    from ferkit.report import figures, preflight
 
     if not args.data:
         raise FERError("--data CSV is required: the labelled file to evaluate on")
@@ -58,9 +58,9 @@ def check_args(args):
 def plot(args):
     outputs, ds = check_args(args)
     # Keras (and TensorFlow) load here, after the checks: configure_tensorflow ran first.
-    from ferbase.outputs import write_json
-    from ferkit import figures
-    from ferkit.evaluate import classification_text, evaluate, load_models
+    from ferkit.files import write_json
+    from ferkit.report import figures
+    from ferkit.report.evaluate import classification_text, evaluate, load_models
 
     loaded = load_models(args.weights, outputs=outputs)
     names = ", ".join(f"{info['model']} ({info['run_dir']})" for _, info in loaded)

@@ -19,8 +19,8 @@ import argparse
 import sys
 import time
 
-from ferbase.cli import HelpFormatter, positive_int, run_main
-from ferbase.quiet import configure_tensorflow
+from ferkit.cli import HelpFormatter, positive_int, run_main
+from ferkit.backend import configure_tensorflow
 
 
 def build_parser():
@@ -58,8 +58,8 @@ def check_inputs_and_outputs(args, job=None):
     import os
 
     import data
-    from ferbase.errors import FERError
-    from ferbase.outputs import check_outputs, run_files
+    from ferkit.errors import FERError
+    from ferkit.files import check_outputs, run_files
 
     if job is None:
         data.check_csv(args.test_csv, usage=args.usage)
@@ -73,10 +73,10 @@ def predict(args):
     import numpy as np
 
     import data
-    from ferbase.errors import FERError
-    from ferbase.outputs import check_outputs, open_output
-    from ferbase.runfile import expand_weights
-    from ferkit import media  # Pillow and OpenCV, no TensorFlow: checks of pictures stay instant too
+    from ferkit.errors import FERError
+    from ferkit.files import check_outputs, open_output
+    from ferkit.runs.layout import expand_weights
+    from ferkit.faces import media  # Pillow and OpenCV, no TensorFlow: checks of pictures stay instant too
 
     args.weights = expand_weights(args.weights)  # an ensemble folder: each of its members
     job = None
@@ -88,14 +88,14 @@ def predict(args):
         raise FERError("--annotate, --every and --detector apply to pictures, folders and videos, not CSV input")
     check_inputs_and_outputs(args, job)
     t0 = time.time()
-    # TensorFlow loads here, after the checks above (ferbase.quiet.configure_tensorflow ran first).
-    from ferkit.inference import load_runs, predict_proba
-    from models import runs
+    # TensorFlow loads here, after the checks above (ferkit.backend.configure_tensorflow ran first).
+    from ferkit.infer import load_runs, predict_proba
+    from ferkit.runs import load as runs
 
     if not args.weights:
         check_outputs([args.out_csv], runs.run_inputs(None))  # the default run's files are inputs too
     if job is not None:
-        from ferkit.faces import predict_files
+        from ferkit.faces.reader import predict_files
 
         return predict_files(job, args.out_csv, weights=args.weights, tta=args.tta, probs=args.probs,
                              every=args.every or 1, detector=args.detector, batch_size=args.batch_size)

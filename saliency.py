@@ -14,8 +14,8 @@ pixels, which removes the lattice a strided network's sampling grid leaves in ra
 import argparse
 import sys
 
-from ferbase.cli import HelpFormatter, positive_int, run_main
-from ferbase.quiet import configure_tensorflow
+from ferkit.cli import HelpFormatter, positive_int, run_main
+from ferkit.backend import configure_tensorflow
 
 METHOD_CHOICES = ("vanilla", "smoothgrad", "gradcam", "ig", "all")  # = ferkit.explain.METHODS, which loads Keras
 
@@ -50,8 +50,8 @@ def main(argv=None):
 def check_args(args):
     """Everything refused before TensorFlow loads; returns the loaded Dataset."""
     import data
-    from ferbase.errors import FERError
-    from ferkit import figures, preflight
+    from ferkit.errors import FERError
+    from ferkit.report import figures, preflight
 
     if not args.data:
         raise FERError("--data CSV is required: the file to take faces from (e.g. public_test.csv.gz)")
@@ -69,9 +69,10 @@ def check_args(args):
 def run(args):
     ds = check_args(args)
     # Keras (and TensorFlow) load here, after the checks: configure_tensorflow ran first.
-    from ferbase.errors import FERError
-    from ferkit import explain, figures
-    from ferkit.evaluate import explain_examples, load_models
+    from ferkit.errors import FERError
+    from ferkit import explain
+    from ferkit.report import figures
+    from ferkit.report.evaluate import explain_examples, load_models
 
     model, info = load_models([args.weights], outputs=[args.out])[0]
     methods = list(explain.METHODS) if args.method == "all" else [args.method]

@@ -32,7 +32,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)  # run as `python benchmarks/augment.py`: the packages live one level up
 
-from ferbase.quiet import configure_tensorflow  # noqa: E402
+from ferkit.backend import configure_tensorflow  # noqa: E402
 
 DEFAULT_CSV = os.path.join(os.path.dirname(ROOT), "shared", "data", "fer2013", "train.csv.gz")
 ROTATION, SHIFT, ZOOM = 15.0, 0.1, 0.1
@@ -155,7 +155,7 @@ def _image_data_generator():
 
 def step_overhead(args):
     """cnn1 training (images/s, images per CPU-second), without and with the augmentation layer."""
-    from ferkit.throughput import measure_keras
+    from ferkit.train.throughput import measure_keras
 
     out = {}
     for augment in (False, True):
@@ -168,10 +168,10 @@ def step_overhead(args):
 def main(argv=None):
     args = build_parser().parse_args(argv)
     configure_tensorflow()  # as the training scripts: before TensorFlow loads
-    from ferbase.quiet import import_keras
+    from ferkit.backend import import_keras
 
     keras = import_keras()
-    from ferkit import throughput
+    from ferkit.train import throughput
 
     if args.threads and keras.backend.backend() == "tensorflow":
         import tensorflow as tf

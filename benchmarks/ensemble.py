@@ -20,8 +20,8 @@ if ROOT not in sys.path:
 
 import numpy as np  # noqa: E402
 
-from ferbase.cli import run_main  # noqa: E402
-from ferbase.quiet import configure_tensorflow  # noqa: E402
+from ferkit.cli import run_main  # noqa: E402
+from ferkit.backend import configure_tensorflow  # noqa: E402
 
 
 def build_parser():
@@ -40,8 +40,8 @@ def main(argv=None):
 def score(args):
     configure_tensorflow()
     import data
-    from ferkit.inference import predict_proba
-    from models import load_run
+    from ferkit.infer import predict_proba
+    from ferkit.runs.load import load_run
 
     ds = data.load_csv(args.csv)
     os.makedirs(args.cache, exist_ok=True)

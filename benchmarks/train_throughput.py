@@ -30,8 +30,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)  # run as `python benchmarks/train_throughput.py`: the packages live one level up
 
-from ferbase.outputs import write_json  # noqa: E402
-from ferbase.quiet import configure_tensorflow  # noqa: E402
+from ferkit.files import write_json  # noqa: E402
+from ferkit.backend import configure_tensorflow  # noqa: E402
 
 
 def build_parser():
@@ -182,7 +182,7 @@ def main(argv=None):
         return 0
     configure_tensorflow()  # as the training scripts: before TensorFlow loads
     keras = _configure(args)
-    from ferkit import throughput
+    from ferkit.train import throughput
 
     import models
 
@@ -217,7 +217,7 @@ def _configure(args):
         if args.threads == 1:  # JAX reads this when it loads
             os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
                                        " intra_op_parallelism_threads=1").strip()
-    from ferbase.quiet import import_keras
+    from ferkit.backend import import_keras
 
     keras = import_keras()
     backend = keras.backend.backend()

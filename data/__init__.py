@@ -25,8 +25,8 @@ import zlib
 import numpy as np
 import pandas as pd
 
-from ferbase.atomic import atomic_path
-from ferbase.errors import FERError
+from ferkit.files import atomic_path
+from ferkit.errors import FERError
 
 CLASS_NAMES = ("Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral")
 NUM_CLASSES = len(CLASS_NAMES)

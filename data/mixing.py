@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from ferbase.quiet import import_keras
+from ferkit.backend import import_keras
 
 keras = import_keras()
 

@@ -14,6 +14,5 @@ take class scores before the softmax.
 from .registry import (DEFAULT_PREPROCESS, INPUT_SHAPE, NUM_CLASSES, available, build_model,  # noqa: F401
                        keras, options_of, register)
 
-# The networks register themselves on import; then the run-folder loader, which builds them.
+# The networks register themselves on import.
 from . import compact, report, vgg  # noqa: E402,F401
-from .runs import load_run  # noqa: E402,F401

@@ -2,11 +2,11 @@
 and the logits/probs head around them. See models/__init__.py."""
 import inspect
 
-from ferbase.quiet import import_keras
+from ferkit.backend import import_keras
 
 keras = import_keras()  # TensorFlow's start-up notices stay off stderr, which is for errors
 
-from ferbase.errors import FERError  # noqa: E402
+from ferkit.errors import FERError  # noqa: E402
 
 from .augment import augmentation  # noqa: E402
 from .preprocess import Standardize  # noqa: E402

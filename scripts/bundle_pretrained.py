@@ -16,10 +16,10 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)  # run as `python scripts/bundle_pretrained.py`: the packages live one level up
 
-from ferbase.atomic import atomic_path  # noqa: E402
-from ferbase.cli import run_main  # noqa: E402
-from ferbase.errors import FERError  # noqa: E402
-from ferbase.outputs import write_json  # noqa: E402
+from ferkit.files import atomic_path  # noqa: E402
+from ferkit.cli import run_main  # noqa: E402
+from ferkit.errors import FERError  # noqa: E402
+from ferkit.files import write_json  # noqa: E402
 
 
 def build_parser():
@@ -37,7 +37,7 @@ def main(argv=None):
 
 def bundle(args):
     # Keras loads here, after the arguments are checked, so --help and mistakes answer at once.
-    from models import runs
+    from ferkit.runs import load as runs
 
     info = _checked(args, runs)
     check = _labelled(args.check_csv) if args.check_csv else None
@@ -114,7 +114,7 @@ def compare(float32_run, float16_run, ds):
     """Accuracy of both weight files on a labelled data set, and how often they agree."""
     import numpy as np
 
-    from models import load_run
+    from ferkit.runs.load import load_run
 
     p32, p16 = (load_run(run)[0].predict(ds.images, batch_size=256, verbose=0).argmax(1)
                 for run in (float32_run, float16_run))

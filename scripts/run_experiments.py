@@ -31,10 +31,10 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)  # run as `python scripts/run_experiments.py`: the packages live one level up
 
-from ferbase.cli import positive_float, positive_int, run_main  # noqa: E402
-from ferbase.errors import FERError  # noqa: E402
-from ferbase.outputs import open_output, write_json  # noqa: E402
-from ferkit import experiments  # noqa: E402
+from ferkit.cli import positive_float, positive_int, run_main  # noqa: E402
+from ferkit.errors import FERError  # noqa: E402
+from ferkit.files import open_output, write_json  # noqa: E402
+from ferkit.report import experiments  # noqa: E402
 
 DATA = os.path.join("..", "shared", "data", "fer2013")
 # Asked in a child process: under JAX, listing the devices claims most of the GPU's memory for

@@ -20,8 +20,8 @@ from sklearn.datasets import load_sample_images
 
 import predict
 from data import synthetic
-from ferkit import media
-from models import runs
+from ferkit.faces import media
+from ferkit.runs import load as runs
 from tests.conftest import ROOT, real_data
 
 BUNDLED = os.path.dirname(sorted(glob.glob(os.path.join(runs.PRETRAINED_DIR, "*", runs.RUN_FILE)))[0])
@@ -71,7 +71,7 @@ def run_predict(args, capsys):
 
 @pytest.fixture(scope="module")
 def reader():
-    from ferkit.faces import FaceReader
+    from ferkit.faces.reader import FaceReader
 
     return FaceReader(BUNDLED)
 
@@ -103,7 +103,7 @@ def test_faces_pasted_at_known_places_are_found_there(reader):
 
 
 def test_haar_detector_finds_her_face_too():
-    from ferkit.faces import Detector
+    from ferkit.faces.reader import Detector
 
     boxes = Detector("haar")(hopper())
     assert len(boxes) == 1 and matched(boxes[:, :4], [HOPPER_FACE]) == [0]

@@ -6,8 +6,8 @@ import pytest
 
 import models
 from data import synthetic
-from ferbase.errors import FERError
-from ferkit.inference import as_model_input, predict_proba
+from ferkit.errors import FERError
+from ferkit.infer import as_model_input, predict_proba
 
 
 @pytest.fixture(scope="module")

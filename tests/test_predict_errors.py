@@ -9,7 +9,7 @@ import sys
 import pytest
 
 import predict
-from ferbase import outputs
+from ferkit import files as outputs
 from tests.conftest import ROOT
 
 

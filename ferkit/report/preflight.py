@@ -4,14 +4,14 @@ run that does not exist, an output that is one of the inputs (the CSV or a run f
 an output path that cannot be written.
 
 Nothing here imports Keras; once the model is loaded, ferkit.evaluate.load_model repeats the
-input check for the default run (which only models.runs can resolve).
+input check for the default run (which only ferkit.runs.load can resolve).
 """
 import os
 
 import data
-from ferbase.errors import FERError
-from ferbase.outputs import check_outputs, run_files
-from ferbase.runfile import expand_weights
+from ferkit.errors import FERError
+from ferkit.files import check_outputs, run_files
+from ferkit.runs.layout import expand_weights
 
 
 def check(outputs, csvs=(), weights=(), usage=None):

@@ -3,7 +3,7 @@ TensorFlow loads (training's --resume, the report's run lists) and models/runs.p
 import json
 import os
 
-from ferbase.errors import FERError
+from ferkit.errors import FERError
 
 RUN_FILE = "run.json"
 WEIGHTS_FILE = "best.weights.h5"

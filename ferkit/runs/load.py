@@ -7,7 +7,7 @@
         backup/             the last finished epoch's weights and optimizer state while a run is
                             unfinished (for --resume; ferkit/callbacks.py)
 
-    model, info = models.load_run("runs/cnn3-20261127-120000")   # or a .weights.h5 path
+    model, info = load_run("runs/cnn3-20261127-120000")   # or a .weights.h5 path
 """
 import glob
 import hashlib
@@ -16,14 +16,12 @@ import os
 import tempfile
 import warnings
 
-from ferbase.atomic import atomic_path
-from ferbase.errors import FERError
-from ferbase.outputs import run_files
-from ferbase.runfile import HISTORY_FILE, RUN_FILE, RUNS_DIR, WEIGHTS_FILE, read_info  # noqa: F401
+import models
+from ferkit.errors import FERError
+from ferkit.files import atomic_path, run_files
+from ferkit.runs.layout import HISTORY_FILE, RUN_FILE, RUNS_DIR, WEIGHTS_FILE, read_info  # noqa: F401
 
-from .registry import build_model
-
-PRETRAINED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained")
+PRETRAINED_DIR = os.path.join(os.path.dirname(os.path.abspath(models.__file__)), "pretrained")
 
 
 def resolve(path=None):
@@ -42,7 +40,7 @@ def resolve(path=None):
 
 def run_inputs(path=None):
     """The files a script reading this run (folder or weights file; None: the default run) may
-    read: the weights file given and every file in the run folder. For ferbase.outputs.check_outputs."""
+    read: the weights file given and every file in the run folder. For ferkit.files.check_outputs."""
     return run_files(path if path is not None else resolve(None))
 
 
@@ -90,7 +88,7 @@ def _refuse_retired(info):
 def build_from_info(info, augment=False):
     """The run's network, rebuilt from its JSON (without augmentation unless asked)."""
     _refuse_retired(info)
-    return build_model(info["model"], augment=info.get("augment") if augment else None,
+    return models.build_model(info["model"], augment=info.get("augment") if augment else None,
                        preprocess=info.get("preprocess"), **info.get("options", {}))
 
 

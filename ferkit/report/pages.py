@@ -13,10 +13,10 @@ import dataclasses
 import functools
 import os
 
-from ferbase.errors import FERError
-from ferbase.runfile import RUN_FILE, read_info
-from ferkit import experiments, figures
-from ferkit.experiments import PUBLISHED
+from ferkit.errors import FERError
+from ferkit.runs.layout import RUN_FILE, read_info
+from ferkit.report import experiments, figures
+from ferkit.report.experiments import PUBLISHED
 
 # The course report's two ablations, as it states them without naming the network: (what,
 # suffix of our experiment without it, report % without, report % with).
@@ -68,7 +68,7 @@ def describe(info):
 
 @functools.cache  # one parser for the whole table, not one per run
 def _default_lr():
-    from ferkit.train_cli import build_parser  # here: the report reads runs, it does not train
+    from ferkit.train.config import build_parser  # here: the report reads runs, it does not train
 
     return build_parser("train_cnn.py", "").get_default("lr")
 

@@ -24,12 +24,12 @@ import numpy as np
 import data
 import models
 from data.mixing import MixedBatches
-from ferbase.atomic import atomic_path
-from ferbase.errors import FERError
-from ferkit import callbacks as cb
-from ferkit import distill
-from ferkit.train_run import RunFolder, hardware, new_run_dir
-from models import runs
+from ferkit.files import atomic_path
+from ferkit.errors import FERError
+from ferkit.train import callbacks as cb
+from ferkit.train import distill
+from ferkit.runs.folder import RunFolder, hardware, new_run_dir
+from ferkit.runs import load as runs
 
 keras = models.keras
 STOP_GRACE_S = 1.0  # after Ctrl-C, how long the step in progress may take to end before the process exits

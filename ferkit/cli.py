@@ -3,7 +3,7 @@ import argparse
 import math
 import sys
 
-from ferbase.errors import FERError
+from ferkit.errors import FERError
 
 
 def positive_int(text):

@@ -14,11 +14,11 @@ import os
 import shlex
 import sys
 
-from ferbase import outputs
-from ferbase.cli import HelpFormatter, run_main
-from ferbase.errors import FERError
-from ferbase.runfile import RUN_FILE, RUNS_DIR, read_info
-from ferbase.quiet import configure_tensorflow
+from ferkit import files as outputs
+from ferkit.cli import HelpFormatter, run_main
+from ferkit.errors import FERError
+from ferkit.runs.layout import RUN_FILE, RUNS_DIR, read_info
+from ferkit.backend import configure_tensorflow
 
 # models.runs' names, repeated so that this module loads no Keras (tests check they agree)
 RUN_OUTPUTS = [RUN_FILE, "history.csv", "best.weights.h5", "backup", "teacher_probs.npy"]
@@ -248,7 +248,7 @@ def main(argv, prog, description, model="cnn3", choose_model=True, model_args=No
         if not args.resume:
             check_out(args)
         # Imported only now: TensorFlow takes seconds to load, and the checks above answer without it.
-        from ferkit import train
+        from ferkit.train import loop as train
 
         command = shlex.join([prog, *(sys.argv[1:] if argv is None else argv)])
         return train.train(args, options, prog=prog, command=command, resumed=resumed and resumed[:2])

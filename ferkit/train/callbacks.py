@@ -10,10 +10,10 @@ import time
 
 import numpy as np
 
-from ferbase import outputs
-from ferbase.errors import FERError
-from ferbase.quiet import import_keras
-from models import runs
+from ferkit import files as outputs
+from ferkit.errors import FERError
+from ferkit.backend import import_keras
+from ferkit.runs import load as runs
 
 keras = import_keras()  # TensorFlow's start-up notices stay off stderr
 

@@ -29,11 +29,11 @@ import cv2
 import numpy as np
 
 import data
-from ferbase.errors import FERError
-from ferkit.inference import load_runs, predict_proba
-from ferbase.outputs import open_output
-from ferkit import media
-from ferkit.media import to_rgb
+from ferkit.errors import FERError
+from ferkit.infer import load_runs, predict_proba
+from ferkit.files import open_output
+from ferkit.faces import media
+from ferkit.faces.media import to_rgb
 from models import keras
 
 DETECTORS = ("mtcnn", "haar")

@@ -10,9 +10,9 @@ import time
 
 import numpy as np
 
-from ferbase.quiet import import_keras
-from ferkit.train_cli import parse_options
-from ferkit.train_run import hardware
+from ferkit.backend import import_keras
+from ferkit.train.config import parse_options
+from ferkit.runs.folder import hardware
 
 keras = import_keras()  # TensorFlow's start-up notices stay off stderr
 
@@ -110,7 +110,7 @@ def measure_keras(name, batch_size=64, steps=30, warmup=3, infer_batch_size=256,
 
 def tensorflow_line():
     """'TensorFlow <version>, TF_ENABLE_ONEDNN_OPTS=<value>' for a benchmark header (the variable
-    decides whether TensorFlow uses its oneDNN kernels; ferbase.quiet.configure_tensorflow sets it)."""
+    decides whether TensorFlow uses its oneDNN kernels; ferkit.backend.configure_tensorflow sets it)."""
     import tensorflow as tf
 
     return f"TensorFlow {tf.__version__}, TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'unset')}"

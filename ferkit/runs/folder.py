@@ -15,9 +15,9 @@ import re
 import shutil
 import threading
 
-from ferbase import outputs
-from ferbase.errors import FERError
-from models import runs
+from ferkit import files as outputs
+from ferkit.errors import FERError
+from ferkit.runs import load as runs
 
 LOCK_FILE = ".lock"
 

@@ -12,8 +12,9 @@ import os
 import numpy as np
 
 import data
-from ferbase.errors import FERError
-from models import INPUT_SHAPE, NUM_CLASSES, keras, load_run
+from ferkit.errors import FERError
+from ferkit.runs.load import load_run
+from models import INPUT_SHAPE, NUM_CLASSES, keras
 
 TEACHER_FILE = "teacher_probs.npy"  # in the run folder: what --resume reads instead of recomputing
 
@@ -37,7 +38,7 @@ def load_teachers(paths):
 
 def teacher_probs(paths, images, tta=False, batch_size=256):
     """Mean softmax (N, 7) of the teachers at `paths` over `images` (uint8, N x 48 x 48 x 1)."""
-    from ferkit.inference import predict_proba
+    from ferkit.infer import predict_proba
 
     models = [m for m, _ in load_teachers(paths)]
     return predict_proba(models, images, tta=tta, batch_size=batch_size)
