@@ -49,7 +49,8 @@ def check_args(args):
     """Everything refused before TensorFlow loads: (outputs, the face for the maps or None)."""
     import data
     from ferkit.errors import FERError
-    from ferkit.report import figures, preflight
+    from ferkit import preflight
+    from ferkit.report import figures
 
     if args.steps < 0:
         raise FERError(f"--steps {args.steps}: must not be negative")

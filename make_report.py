@@ -62,7 +62,8 @@ def check_args(args):
     import data
     from ferkit.errors import FERError
     from ferkit.files import check_outputs
-    from ferkit.report import figures, preflight
+    from ferkit import preflight
+    from ferkit.report import figures
 
     if os.path.splitext(args.out)[1].lower() != ".pdf":
         raise FERError(f"{args.out}: the report is a PDF; name it .pdf")

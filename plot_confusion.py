@@ -40,7 +40,8 @@ def check_args(args):
     """Everything refused before TensorFlow loads: (outputs, the labelled Dataset)."""
     import data
     from ferkit.errors import FERError
-    from ferkit.report import figures, preflight
+    from ferkit import preflight
+    from ferkit.report import figures
 
     if not args.data:
         raise FERError("--data CSV is required: the labelled file to evaluate on")

@@ -51,29 +51,12 @@ def main(argv=None):
     return run_main(lambda: predict(build_parser().parse_args(argv)))
 
 
-def check_inputs_and_outputs(args, job=None):
-    """Everything that can be refused before TensorFlow loads (about a second): the input file's
-    header and first row (pictures: media.plan, `job`), the named runs' existence, and an output
-    that would overwrite an input."""
-    import os
-
-    import data
-    from ferkit.errors import FERError
-    from ferkit.files import check_outputs, run_files
-
-    if job is None:
-        data.check_csv(args.test_csv, usage=args.usage)
-    for w in args.weights or []:
-        if not os.path.exists(w):
-            raise FERError(f"{w}: no such run folder or weights file (--weights)")
-    check_outputs([args.out_csv], [args.test_csv] + [f for w in args.weights or [] for f in run_files(w)])
-
-
 def predict(args):
     import numpy as np
 
     import data
     from ferkit.errors import FERError
+    from ferkit import preflight
     from ferkit.files import check_outputs, open_output
     from ferkit.runs.layout import expand_weights
     from ferkit.faces import media  # Pillow and OpenCV, no TensorFlow: checks of pictures stay instant too
@@ -86,7 +69,9 @@ def predict(args):
         job = media.plan(args.test_csv, args.annotate)
     elif args.annotate or args.every or args.detector:
         raise FERError("--annotate, --every and --detector apply to pictures, folders and videos, not CSV input")
-    check_inputs_and_outputs(args, job)
+    # the input file's header and first row (pictures: media.plan above), the runs, the output
+    preflight.check([args.out_csv], [] if job else [args.test_csv], args.weights or [], usage=args.usage,
+                    inputs=[args.test_csv] if job else [])
     t0 = time.time()
     # TensorFlow loads here, after the checks above (ferkit.backend.configure_tensorflow ran first).
     from ferkit.infer import load_runs, predict_proba

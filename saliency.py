@@ -51,7 +51,8 @@ def check_args(args):
     """Everything refused before TensorFlow loads; returns the loaded Dataset."""
     import data
     from ferkit.errors import FERError
-    from ferkit.report import figures, preflight
+    from ferkit import preflight
+    from ferkit.report import figures
 
     if not args.data:
         raise FERError("--data CSV is required: the file to take faces from (e.g. public_test.csv.gz)")

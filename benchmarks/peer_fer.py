@@ -84,7 +84,6 @@ def benchmark(args):
     from ferkit.backend import import_keras
 
     keras = import_keras()
-    import models
     from ferkit.runs.load import load_run
     from ferkit.train.loop import _hardware
 

@@ -35,6 +35,7 @@ from ferkit.cli import positive_float, positive_int, run_main  # noqa: E402
 from ferkit.errors import FERError  # noqa: E402
 from ferkit.files import open_output, write_json  # noqa: E402
 from ferkit.report import experiments  # noqa: E402
+from ferkit.runs.layout import HISTORY_FILE, RUN_FILE  # noqa: E402
 
 DATA = os.path.join("..", "shared", "data", "fer2013")
 # Asked in a child process: under JAX, listing the devices claims most of the GPU's memory for
@@ -224,7 +225,7 @@ def command(e, args, resume=False):
 
 def _status(run_dir):
     try:
-        with open(os.path.join(ROOT, run_dir, "run.json")) as f:
+        with open(os.path.join(ROOT, run_dir, RUN_FILE)) as f:
             return json.load(f).get("status")
     except (OSError, ValueError):
         return None
@@ -278,7 +279,7 @@ def _one_line(run_dir, log):
 def _keep(e, args):
     """run.json (with how this runner started it) and history.csv into docs/<name>/; no weights."""
     src, dest = os.path.join(ROOT, args.runs, e.name), os.path.join(ROOT, args.docs, e.name)
-    with open(os.path.join(src, "run.json")) as f:
+    with open(os.path.join(src, RUN_FILE)) as f:
         info = json.load(f)
     try:
         with open(src + ".json") as f:
@@ -286,9 +287,9 @@ def _keep(e, args):
     except (OSError, ValueError):  # started by hand: the command this runner would use
         started = {"command": shlex.join(command(e, args)), "accelerator": None}
     info["experiment"] = {"name": e.name, **started}
-    write_json(os.path.join(dest, "run.json"), info)
-    with open(os.path.join(src, "history.csv"), newline="") as fin, \
-            open_output(os.path.join(dest, "history.csv"), "w", newline="") as fout:
+    write_json(os.path.join(dest, RUN_FILE), info)
+    with open(os.path.join(src, HISTORY_FILE), newline="") as fin, \
+            open_output(os.path.join(dest, HISTORY_FILE), "w", newline="") as fout:
         shutil.copyfileobj(fin, fout)
 
 

@@ -6,7 +6,6 @@ import os
 import numpy as np
 import pytest
 
-import models
 from data import synthetic
 from ferkit.runs import load as runs
 from tests.conftest import real_data

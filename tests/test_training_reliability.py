@@ -155,12 +155,20 @@ def test_resume_needs_an_unfinished_run_and_says_so_before_anything_loads(small_
     assert "empty: not a run folder (no run.json); nothing to resume" in one_error_line(capsys)
 
 
-def test_the_command_line_module_knows_the_run_folder_names_without_loading_keras():
-    from ferkit.train import config as train_cli
-    from ferkit.runs import load as runs
+def test_the_run_folder_names_are_defined_once_in_its_layout():
+    from ferkit.runs import layout
 
-    assert (train_cli.RUN_FILE, train_cli.RUNS_DIR) == (runs.RUN_FILE, runs.RUNS_DIR)
-    assert set(train_cli.RUN_OUTPUTS) >= {runs.RUN_FILE, runs.HISTORY_FILE, runs.WEIGHTS_FILE}
+    assert set(layout.OUTPUTS) >= {layout.RUN_FILE, layout.HISTORY_FILE, layout.WEIGHTS_FILE, layout.STATE_DIR}
+    names = (layout.RUN_FILE, layout.WEIGHTS_FILE, layout.HISTORY_FILE, layout.STATE_DIR, layout.TEACHER_FILE,
+             layout.LOCK_FILE)
+    quoted = re.compile("|".join(f"[\"']{re.escape(n)}[\"']" for n in names))
+    for root, dirs, files in os.walk(ROOT):  # every module and script names them through layout.py only
+        dirs[:] = [d for d in dirs if d not in ("tests", "runs", "docs") and not d.startswith(".")]
+        for f in files:
+            path = os.path.join(root, f)
+            if f.endswith(".py") and os.path.abspath(path) != os.path.abspath(layout.__file__):
+                found = quoted.findall(open(path).read())
+                assert not found, f"{path} spells out {found}; use ferkit.runs.layout"
 
 
 # ---------------------------------------------------------------- the run folder's lock

@@ -1,3 +1,2 @@
-"""What the analysis scripts share: checks before TensorFlow (preflight), accuracy, confusion and
-example faces (evaluate), figures, the pages of report.pdf (pages) and the experiment plan and
+"""What the analysis scripts share: accuracy, confusion and example faces (evaluate), figures, the pages of report.pdf (pages) and the experiment plan and
 table (experiments). Imports nothing here."""

@@ -14,7 +14,7 @@ import functools
 import os
 
 from ferkit.errors import FERError
-from ferkit.runs.layout import RUN_FILE, read_info
+from ferkit.runs.layout import find_runs, read_info
 from ferkit.report import experiments, figures
 from ferkit.report.experiments import PUBLISHED
 
@@ -36,16 +36,6 @@ class Row:
     summary: dict | None = None  # ferkit.experiments.summarize(folder)
     history: list = dataclasses.field(default_factory=list)
     val_file: str | None = None  # what it validated on (a file name, or "a 10% split")
-
-
-def find_runs(root):
-    """Run folders under root (root itself included), sorted; backup/ folders are skipped."""
-    found = []
-    for folder, dirs, files in os.walk(root, followlinks=True):
-        dirs[:] = sorted(d for d in dirs if d != "backup" and not d.startswith("."))
-        if RUN_FILE in files:
-            found.append(folder)
-    return sorted(found)
 
 
 def describe(info):

@@ -1,13 +1,7 @@
-"""Run folders: what training writes, and the one loader every consumer uses.
+"""The one loader every consumer uses: load_run (a run folder, a weights file in one, or the
+default run), the default-run rule, and the weights' save and sha256 check. File names: layout.py.
 
-    runs/<model>-<time>/
-        run.json            model name and options, class names, input format, accuracy, arguments
-        best.weights.h5     weights with the best validation accuracy (HDF5)
-        history.csv         one row per epoch
-        backup/             the last finished epoch's weights and optimizer state while a run is
-                            unfinished (for --resume; ferkit/callbacks.py)
-
-    model, info = load_run("runs/cnn3-20261127-120000")   # or a .weights.h5 path
+    model, info = load_run("runs/cnn3-20261127-120000")   # or a .weights.h5 path; None: the default run
 """
 import glob
 import hashlib
@@ -18,8 +12,8 @@ import warnings
 
 import models
 from ferkit.errors import FERError
-from ferkit.files import atomic_path, run_files
-from ferkit.runs.layout import HISTORY_FILE, RUN_FILE, RUNS_DIR, WEIGHTS_FILE, read_info  # noqa: F401
+from ferkit.files import atomic_path
+from ferkit.runs.layout import HISTORY_FILE, RUN_FILE, RUNS_DIR, WEIGHTS_FILE, TEACHER_FILE, read_info, run_files  # noqa: F401
 
 PRETRAINED_DIR = os.path.join(os.path.dirname(os.path.abspath(models.__file__)), "pretrained")
 

@@ -7,8 +7,6 @@ main() loads the training routine (ferkit.train, which imports Keras) only once 
 """
 import argparse
 import ast
-import contextlib
-import glob
 import math
 import os
 import shlex
@@ -17,11 +15,9 @@ import sys
 from ferkit import files as outputs
 from ferkit.cli import HelpFormatter, run_main
 from ferkit.errors import FERError
-from ferkit.runs.layout import RUN_FILE, RUNS_DIR, read_info
+from ferkit.runs.layout import OUTPUTS, RUN_FILE, RUNS_DIR, newest_unfinished, read_info
 from ferkit.backend import configure_tensorflow
 
-# models.runs' names, repeated so that this module loads no Keras (tests check they agree)
-RUN_OUTPUTS = [RUN_FILE, "history.csv", "best.weights.h5", "backup", "teacher_probs.npy"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -186,7 +182,7 @@ def check_out(args):
     anything else: a run folder is the run's alone."""
     if args.out is None:
         return
-    outputs.check_folder(args.out, RUN_OUTPUTS, marker=RUN_FILE)
+    outputs.check_folder(args.out, OUTPUTS, marker=RUN_FILE)
     if os.path.exists(os.path.join(args.out, RUN_FILE)):
         raise FERError(f"{args.out}: already holds a run; use --resume to continue it or choose another --out")
     if os.path.isdir(args.out) and [n for n in os.listdir(args.out) if not n.startswith(".")]:
@@ -211,15 +207,6 @@ def resume(args):
             setattr(args, key, value)
     args.val, args.out = given_val or args.val, run_dir
     return run_dir, info, args, info.get("options") or {}
-
-
-def newest_unfinished():
-    found = []
-    for path in glob.glob(os.path.join(RUNS_DIR, "*", RUN_FILE)):
-        with contextlib.suppress(FERError):
-            if read_info(os.path.dirname(path)).get("status") != "done":
-                found.append(os.path.dirname(path))
-    return max(found, key=os.path.getmtime) if found else None
 
 
 def main(argv, prog, description, model="cnn3", choose_model=True, model_args=None, options_from_args=None):

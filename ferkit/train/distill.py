@@ -13,10 +13,10 @@ import numpy as np
 
 import data
 from ferkit.errors import FERError
+from ferkit.runs.layout import TEACHER_FILE
 from ferkit.runs.load import load_run
 from models import INPUT_SHAPE, NUM_CLASSES, keras
 
-TEACHER_FILE = "teacher_probs.npy"  # in the run folder: what --resume reads instead of recomputing
 
 
 def load_teachers(paths):

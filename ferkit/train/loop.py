@@ -28,6 +28,7 @@ from ferkit.files import atomic_path
 from ferkit.errors import FERError
 from ferkit.train import callbacks as cb
 from ferkit.train import distill
+from ferkit.runs import folder
 from ferkit.runs.folder import RunFolder, hardware, new_run_dir
 from ferkit.runs import load as runs
 
@@ -184,7 +185,7 @@ class Training:
         return distill.soften(probs, args.distill_temperature)
 
     def save_teacher_probs(self):
-        path = os.path.join(self.run.path, distill.TEACHER_FILE)
+        path = os.path.join(self.run.path, runs.TEACHER_FILE)
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.save(f, self.teacher_cache)
 
@@ -194,7 +195,7 @@ class Training:
         if args.resume:
             initial_epoch = self.info.get("epochs_done", 0)
             if initial_epoch:
-                cb.restore_state(model, self.run.path, initial_epoch)
+                folder.restore_state(model, self.run.path, initial_epoch)
         else:
             run_dir, stamp = new_run_dir(args)
             self.run, initial_epoch = RunFolder.new(run_dir), 0
