@@ -14,13 +14,12 @@ commands, runs); an appendix with the model's layers. The table's runs come from
 is read from run files or computed from --data; the report's own figures are labelled as such.
 The repository's report.pdf is rebuilt by scripts/cpu_results.sh, not by this default.
 """
-import argparse
 import datetime
 import os
 import shlex
 import sys
 
-from ferkit.cli import HelpFormatter, positive_int, run_main
+from ferkit.cli import Parser, add_data, add_usage, add_weights, positive_int, run_main
 from ferkit.backend import configure_tensorflow
 
 DEFAULT_OUT = os.path.join("report-out", "report.pdf")
@@ -30,16 +29,14 @@ SECTIONS = ("At a glance", "Experiments", "Training curves", "Per class", "Salie
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="make_report.py", description=__doc__.split("\n\n")[0],
-                                formatter_class=HelpFormatter)
+    p = Parser(prog="make_report.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--experiments", metavar="DIR",
                    help=f"folder of experiment runs (run.json + history.csv each; default: {DEFAULT_EXPERIMENTS} "
                         "when it exists)")
     p.add_argument("--runs", metavar="DIR", help="another folder of run folders for the table (e.g. runs)")
-    p.add_argument("--weights", metavar="RUN_DIR",
-                   help="the model shown (default: the best finished run under runs/, else the bundled model)")
-    p.add_argument("--data", metavar="CSV", help="labelled test CSV: accuracy, confusion matrix, saliency")
-    p.add_argument("--usage", help="Kaggle fer2013.csv: only rows of this Usage")
+    add_weights(p, help="the model shown (default: the best finished run under runs/, else the bundled model)")
+    add_data(p, "labelled test CSV: accuracy, confusion matrix, saliency")
+    add_usage(p)
     p.add_argument("--out", default=DEFAULT_OUT, metavar="FILE", help="PDF to write")
     p.add_argument("--json", metavar="FILE", help="the report's numbers as JSON (default: beside --out, .json)")
     p.add_argument("--per-class", type=positive_int, default=1, metavar="N", help="saliency faces per class")

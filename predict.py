@@ -12,29 +12,26 @@ in a photo, a folder of photos or a video: one row per face, `file,frame,x,y,w,h
 Rows keep the input's order; ids come from the file's id column, else they are 0..N-1. When
 the input has labels, the accuracy is printed too. The input is read in chunks, so memory
 stays flat however long it is; the output appears only when it is complete. Photos, folders and
-videos: see ferkit/faces.py and the README; exit status 3 means some pictures of a folder could not
+videos: see ferkit/faces/reader.py and the README; exit status 3 means some pictures of a folder could not
 be read (each named on stderr) and the others' rows were written.
 """
-import argparse
 import sys
 import time
 
-from ferkit.cli import HelpFormatter, positive_int, run_main
+from ferkit.cli import Parser, add_usage, add_weights, positive_int, run_main
 from ferkit.backend import configure_tensorflow
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="predict.py", description=__doc__.split("\n\n")[0],
-                                formatter_class=HelpFormatter)
+    p = Parser(prog="predict.py", description=__doc__.split("\n\n")[0])
     p.add_argument("test_csv", help="CSV with id,feature or label,feature (or Kaggle fer2013.csv), plain or .gz; "
                    "or a picture (.jpg .png .bmp .webp ...), a folder of pictures (recursive), or a video (.mp4 .avi ...)")
     p.add_argument("out_csv", help="where to write id,label (CSV input) or file,frame,x,y,w,h,label,emotion (pictures)")
-    p.add_argument("--weights", action="append", metavar="RUN_DIR",
-                   help="run folder or .weights.h5; repeat it, or name a folder of run folders "
-                        "(models/pretrained/ensemble), for an ensemble (default: the finished run under "
-                        "runs/ or bundled model with the best recorded val_accuracy)")
+    add_weights(p, ensemble=True, help="run folder or .weights.h5; repeat it, or name a folder of run folders "
+                "(models/pretrained/ensemble), for an ensemble (default: the finished run under "
+                "runs/ or bundled model with the best recorded val_accuracy)")
     p.add_argument("--tta", action="store_true", help="test-time augmentation: average 10 flipped/shifted views")
-    p.add_argument("--usage", help="Kaggle fer2013.csv: only rows of this Usage (e.g. PrivateTest)")
+    add_usage(p)
     p.add_argument("--batch-size", type=positive_int, default=256, help="images per prediction batch")
     p.add_argument("--chunk-rows", type=positive_int, default=8192, help="rows read and predicted at a time")
     p.add_argument("--probs", action="store_true", help="also write each class's probability")
@@ -74,7 +71,7 @@ def predict(args):
                     inputs=[args.test_csv] if job else [])
     t0 = time.time()
     # TensorFlow loads here, after the checks above (ferkit.backend.configure_tensorflow ran first).
-    from ferkit.infer import load_runs, predict_proba
+    from ferkit.infer import load_runs, model_line, predict_proba
     from ferkit.runs import load as runs
 
     if not args.weights:
@@ -86,8 +83,7 @@ def predict(args):
                              every=args.every or 1, detector=args.detector, batch_size=args.batch_size)
     loaded = load_runs(args.weights)
     nets = [m for m, _ in loaded]
-    names = ", ".join(f"{info['model']} ({info['run_dir']})" for _, info in loaded)
-    print(f"model: {names}" + (" with TTA" if args.tta else ""), flush=True)
+    print(model_line([info for _, info in loaded], args.tta), flush=True)
     correct = labelled = rows = 0
     with open_output(args.out_csv, "w", newline="") as out:
         out.write("id,label" + "".join(f",{c}" for c in data.CLASS_NAMES) * args.probs + "\n")

@@ -21,8 +21,8 @@ bilinear interpolation.
   4 Keras layers         RandomRotation, RandomTranslation, RandomZoom, RandomFlip in a
                          tf.function: four resamplings
 
-Then the cost inside training: cnn1's training step (model.fit, batch 64 as ferkit/train.py) with
-and without the augmentation layer (timed by ferkit/throughput.py, as benchmarks/train_throughput.py).
+Then the cost inside training: cnn1's training step (model.fit, batch 64 as ferkit/train/loop.py) with
+and without the augmentation layer (timed by ferkit/train/throughput.py, as benchmarks/train_throughput.py).
 """
 import argparse
 import os
@@ -46,7 +46,7 @@ def build_parser():
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--repeats", type=int, default=2, help="passes over the images per pipeline; the best counts")
     p.add_argument("--no-step", dest="step", action="store_false", help="skip the cnn1 training-step overhead")
-    p.add_argument("--step-batch-size", type=int, default=64, help="cnn1 training batch (ferkit/train.py's default)")
+    p.add_argument("--step-batch-size", type=int, default=64, help="cnn1 training batch (ferkit/train/loop.py's default)")
     p.add_argument("--steps", type=int, default=40, help="timed cnn1 training steps per variant")
     p.add_argument("--threads", type=int, default=0,
                    help="TensorFlow intra- and inter-op threads (0: TF's default); with 1, the img/CPU-s "

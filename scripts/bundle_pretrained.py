@@ -17,14 +17,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)  # run as `python scripts/bundle_pretrained.py`: the packages live one level up
 
 from ferkit.files import atomic_path  # noqa: E402
-from ferkit.cli import run_main  # noqa: E402
+from ferkit.cli import Parser, run_main  # noqa: E402
 from ferkit.errors import FERError  # noqa: E402
 from ferkit.files import write_json  # noqa: E402
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="bundle_pretrained.py", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = Parser(prog="bundle_pretrained.py", description=__doc__.split("\n\n")[0],
+               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("run_dir", help="a finished run folder (run.json, best.weights.h5, history.csv)")
     p.add_argument("--name", required=True, help="folder name under models/pretrained/ (letters, digits, - _ .)")
     p.add_argument("--check-csv", metavar="CSV", help="labelled CSV: compare float16 and float32 predictions on it")

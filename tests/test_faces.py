@@ -1,4 +1,4 @@
-"""Expressions in photos, folders and videos (ferkit.faces, ferkit.media, predict.py on pictures):
+"""Expressions in photos, folders and videos (ferkit.faces, ferkit.faces.media, predict.py on pictures):
 faces found where they are, labelled as predict.py labels the same faces given as CSV rows, one
 row per face per sampled video frame, annotated copies, the README's API example, and one-line
 errors for bad input. Pictures are made here from what packages ship (matplotlib's grace_hopper.jpg,

@@ -2,7 +2,7 @@
 
 Figures are plain matplotlib `Figure` objects (no pyplot state, no display needed); `save`
 writes one atomically (ferkit.files) in the format named by the file's extension. This
-module only draws: the numbers come from ferkit.evaluate and ferkit.explain.
+module only draws: the numbers come from ferkit.report.evaluate and ferkit.explain.
 """
 import os
 import textwrap

@@ -8,6 +8,7 @@ import time
 import numpy as np
 
 from ferkit import files as outputs
+from ferkit.cli import plural
 from ferkit.errors import FERError
 from ferkit.backend import import_keras
 from ferkit.runs import load as runs
@@ -151,7 +152,7 @@ class TimeBudget(keras.callbacks.Callback):
     """Training against a wall-time budget (--time-budget): stops once `minutes` are spent (after
     the epoch in progress is validated) and, given `peak_lr`, sets a linear warm-up then cosine
     decay over the elapsed share of the budget before every batch. The epoch-based schedule is
-    keras.optimizers.schedules.CosineDecay (ferkit/train.py); it cannot be used here because its
+    keras.optimizers.schedules.CosineDecay (ferkit/train/loop.py); it cannot be used here because its
     progress is the step count, and how many steps fit in the budget is known only at the end."""
 
     def __init__(self, minutes, peak_lr=None, warmup=0.0, elapsed_before=0.0, clock=time.monotonic):
@@ -255,7 +256,3 @@ def duration(seconds):
         return f"{seconds / 60:.0f} min"
     hours, minutes = divmod(round(seconds / 60), 60)
     return f"{hours} h {minutes:02d} min"
-
-
-def plural(n, word):
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"

@@ -3,9 +3,8 @@ check that needs no TensorFlow (option ranges, input files, the --out folder, an
 the run's saved settings, read from its run.json).
 
 Nothing here imports TensorFlow, so `--help` and a bad option or a missing file answer at once;
-main() loads the training routine (ferkit.train, which imports Keras) only once they all passed.
+main() loads the training routine (ferkit.train.loop, which imports Keras) only once they all passed.
 """
-import argparse
 import ast
 import math
 import os
@@ -13,25 +12,17 @@ import shlex
 import sys
 
 from ferkit import files as outputs
-from ferkit.cli import HelpFormatter, run_main
+from ferkit.cli import Parser, add_usage, run_main
 from ferkit.errors import FERError
 from ferkit.runs.layout import OUTPUTS, RUN_FILE, RUNS_DIR, newest_unfinished, read_info
 from ferkit.backend import configure_tensorflow
 
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, with its errors as the toolkit's one line (`error: ...`, exit 2) instead of the
-    whole usage block before them."""
-
-    def error(self, message):
-        raise FERError(f"{message} (see {self.prog} --help)")
-
-
 def build_parser(prog, description, model="cnn3", choose_model=True, model_args=None):
     """The training parser. `model`: the network trained (the default of --model when
     `choose_model`, else the only one). `model_args(group)` adds a script's own model options."""
-    p = _Parser(prog=prog, description=description, formatter_class=HelpFormatter)
+    p = Parser(prog=prog, description=description, config=True)
     p.add_argument("train_csv", help="labelled CSV (label,feature or Kaggle emotion,pixels,Usage), plain or .gz")
     _model_group(p.add_argument_group("model"), model, choose_model, model_args)
     if not choose_model:
@@ -59,7 +50,7 @@ def _data_group(g):
     val.add_argument("--val", metavar="CSV", help="labelled validation CSV (e.g. public_test.csv.gz)")
     val.add_argument("--val-split", type=float, default=0.1, metavar="FRACTION",
                      help="stratified fraction of TRAIN_CSV held out for validation when --val is not given")
-    g.add_argument("--usage", metavar="USAGE", help="Kaggle fer2013.csv: train on the rows of this Usage (e.g. Training)")
+    add_usage(g, help="Kaggle fer2013.csv: train on the rows of this Usage (e.g. Training)")
 
 
 def _optimization_group(g):

@@ -1,10 +1,10 @@
 """The one training routine behind train_cnn.py and train_dnn.py (their command line and the
-checks that need no TensorFlow: ferkit/train_cli.py).
+checks that need no TensorFlow: ferkit/train/config.py).
 
 Reads a labelled CSV, holds out a stratified validation split (or reads --val), builds the model
 by name with augmentation layers inside it, fits it with Keras, and keeps a run folder up to date
 after every epoch (best weights, history.csv, the state to resume from, and run.json, each written
-atomically; ferkit/callbacks.py). --resume continues an interrupted run at its last finished epoch
+atomically; ferkit/train/callbacks.py). --resume continues an interrupted run at its last finished epoch
 with the same random streams, so it ends as an uninterrupted run with the same seed would.
 
 Training runs in a worker thread while the main thread waits: Python handles Ctrl-C only in the
@@ -25,6 +25,7 @@ import data
 import models
 from data.mixing import MixedBatches
 from ferkit.files import atomic_path
+from ferkit.cli import plural
 from ferkit.errors import FERError
 from ferkit.train import callbacks as cb
 from ferkit.train import distill
@@ -39,7 +40,7 @@ _hardware = hardware  # the name benchmarks/peer_fer.py imports
 
 
 def train(args, options, prog="train_cnn.py", command=None, resumed=None):
-    """Train as `args` (checked by ferkit/train_cli.py) say; `resumed`: (run folder, its run.json)
+    """Train as `args` (checked by ferkit/train/config.py) say; `resumed`: (run folder, its run.json)
     for --resume. Returns the exit status (0; 130 when the training thread is interrupted).
 
     Ctrl-C (in the main thread, which only waits) stops the training thread at its next batch, or,
@@ -135,7 +136,7 @@ class Training:
         if self.resumed:
             run_dir, self.info = self.resumed
             self.run = RunFolder.existing(run_dir)
-            print(f"resuming {run_dir} after {cb.plural(self.info.get('epochs_done', 0), 'epoch')}", flush=True)
+            print(f"resuming {run_dir} after {plural(self.info.get('epochs_done', 0), 'epoch')}", flush=True)
 
     def load_data(self):
         args = self.args
@@ -179,7 +180,7 @@ class Training:
             t0 = time.time()
             probs = distill.teacher_probs(args.teacher, train_ds.images, tta=args.teacher_tta)
             views = "10 views each" if args.teacher_tta else "1 view"
-            print(f"teacher: {cb.plural(len(args.teacher), 'run')} on {len(train_ds)} training faces ({views}) "
+            print(f"teacher: {plural(len(args.teacher), 'run')} on {len(train_ds)} training faces ({views}) "
                   f"in {time.time() - t0:.0f} s", flush=True)
         self.teacher_cache = probs
         return distill.soften(probs, args.distill_temperature)
@@ -256,7 +257,7 @@ class Training:
             raise FERError(f"{self.run.path}: no epoch finished")
         budget = " (the time budget was spent)" if self.args.time_budget and info["epochs_done"] < self.args.epochs else ""
         print(f"best val_accuracy {info['val_accuracy']:.4f} at epoch {info['best_epoch']}; "
-              f"{cb.plural(info['epochs_done'], 'epoch')}{budget} in {info['train_seconds'] / 60:.1f} min; "
+              f"{plural(info['epochs_done'], 'epoch')}{budget} in {info['train_seconds'] / 60:.1f} min; "
               f"saved {self.run.path}", flush=True)
         return 0
 
@@ -274,7 +275,7 @@ class Training:
         if self.keeper is not None:
             with contextlib.suppress(FERError):
                 self.keeper.finish("interrupted")
-        print(f"\ninterrupted after {cb.plural(done, 'epoch')}; continue with: {self.resume_hint()}",
+        print(f"\ninterrupted after {plural(done, 'epoch')}; continue with: {self.resume_hint()}",
               file=sys.stderr, flush=True)
         return 130
 

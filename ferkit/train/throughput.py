@@ -1,4 +1,4 @@
-"""How fast a registered model trains and predicts, as ferkit/train.py runs it: the measurements
+"""How fast a registered model trains and predicts, as ferkit/train/loop.py runs it: the measurements
 behind benchmarks/train_throughput.py and benchmarks/augment.py (docs/PERFORMANCE.md).
 
     r = measure_keras("cnn1", batch_size=64, steps=30)    # images/s and per CPU-second, FLOPs
@@ -74,7 +74,7 @@ def sync(x):
 def measure_keras(name, batch_size=64, steps=30, warmup=3, infer_batch_size=256, augment=True, standardize=True,
                   options=(), jit_compile="auto", steps_per_execution=1, seed=0):
     """Training and inference images/s (wall and per CPU-second) of registered model `name` in
-    the current backend, through model.fit/predict on uint8 arrays as ferkit/train.py feeds them
+    the current backend, through model.fit/predict on uint8 arrays as ferkit/train/loop.py feeds them
     (Adam, categorical cross-entropy; `options` as train_cnn.py's --option KEY=VALUE strings)."""
     import models
 
