@@ -85,7 +85,7 @@ def benchmark(args):
 
     keras = import_keras()
     from ferkit.runs.load import load_run
-    from ferkit.train.loop import _hardware
+    from ferkit.runs.folder import hardware
 
     peer = load_peer(args.peer_model)
     ours, info = load_run(args.weights)
@@ -97,7 +97,7 @@ def benchmark(args):
     }
     print(f"data: {args.csv}" + (f" (Usage {args.usage})" if args.usage else "")
           + f", {len(ds)} labelled faces (parsed in {parse_s:.1f} s, not in the rates below)")
-    print(f"machine: {_hardware()}; Keras {keras.__version__}, backend {keras.backend.backend()}, "
+    print(f"machine: {hardware()}; Keras {keras.__version__}, backend {keras.backend.backend()}, "
           f"batch {args.batch_size}, best of {args.repeat} passes")
     print(f"peer: {args.peer_model}: {peer.count_params():,} parameters, {size[0]}x{size[1]}x1 input in [-1, 1] "
           f"(48x48 faces resized as cv2.resize INTER_LINEAR, then (x/255 - 0.5) * 2)")

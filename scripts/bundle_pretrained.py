@@ -57,6 +57,7 @@ def bundle(args):
 
 def _checked(args, runs):
     """The run's info, ready to bundle; FERError (one line) for anything that would not load."""
+    from ferkit.runs import legacy
     from models.registry import PREPROCESS_KEYS
 
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", args.name) or args.name in (".", ".."):
@@ -74,7 +75,7 @@ def _checked(args, runs):
     for key in retired:  # switched off (0) in this run: leave no trace of options that are gone
         preprocess.pop(key)
         (info.get("args") or {}).pop(key, None)
-    info.pop("cli_args", None)  # an older copy of "args"
+    legacy.drop_old_entries(info)
     return info
 
 

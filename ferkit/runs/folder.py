@@ -11,7 +11,6 @@ import contextlib
 import csv
 import datetime
 import io
-import json
 import os
 import platform
 import re
@@ -20,7 +19,7 @@ import threading
 
 from ferkit import files as outputs
 from ferkit.errors import FERError
-from ferkit.runs import layout
+from ferkit.runs import layout, legacy
 from ferkit.runs.layout import LOCK_FILE, STATE_DIR, state_file
 
 try:
@@ -111,7 +110,7 @@ def restore_state(model, run_dir, epoch):
     """Load the state saved after `epoch` epochs into a compiled model (weights and optimizer)."""
     path = state_file(run_dir, epoch)
     if not os.path.exists(path):
-        path = _legacy_state(run_dir, epoch) or path
+        path = legacy.backup_and_restore_state(run_dir, epoch) or path
     if not os.path.exists(path):
         raise FERError(f"{run_dir}: no saved training state for epoch {epoch} ({path}); cannot resume this run")
     model.optimizer.build(model.trainable_variables)
@@ -119,18 +118,6 @@ def restore_state(model, run_dir, epoch):
         model.load_weights(path)
     except (OSError, ValueError, KeyError) as e:
         raise FERError(f"{path}: damaged training state ({str(e).splitlines()[0][:200]}); cannot resume") from None
-
-
-def _legacy_state(run_dir, epoch):
-    """A run begun by an earlier version holds Keras BackupAndRestore's files: its weights count
-    when their metadata names the epoch that run.json committed."""
-    folder = os.path.join(run_dir, STATE_DIR)
-    try:
-        with open(os.path.join(folder, "training_metadata.json")) as f:
-            matches = json.load(f).get("epoch") == epoch
-    except (OSError, ValueError, AttributeError):
-        return None
-    return os.path.join(folder, "latest.weights.h5") if matches else None
 
 
 def remove_states(run_dir, keep):

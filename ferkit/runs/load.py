@@ -13,6 +13,7 @@ import warnings
 import models
 from ferkit.errors import FERError
 from ferkit.files import atomic_path
+from ferkit.runs import legacy
 from ferkit.runs.layout import HISTORY_FILE, RUN_FILE, RUNS_DIR, WEIGHTS_FILE, TEACHER_FILE, read_info, run_files  # noqa: F401
 
 PRETRAINED_DIR = os.path.join(os.path.dirname(os.path.abspath(models.__file__)), "pretrained")
@@ -67,21 +68,9 @@ def default_run(runs_dir=None):
     return max(found)[2] if found else None
 
 
-# Preprocessing that earlier versions put inside the network (a Gaussian blur against a blurred
-# copy of FER2013's training split); a run that used it is a different network from today's.
-_RETIRED_PREPROCESS = ("blur", "test_blur")
-
-
-def _refuse_retired(info):
-    retired = [k for k in _RETIRED_PREPROCESS if (info.get("preprocess") or {}).get(k)]
-    if retired:
-        raise FERError(f"{info.get('run_dir', 'this run')}: trained by an older version of this toolkit "
-                       f"(with {' and '.join(retired)} preprocessing, since removed); retrain it")
-
-
 def build_from_info(info, augment=False):
     """The run's network, rebuilt from its JSON (without augmentation unless asked)."""
-    _refuse_retired(info)
+    legacy.refuse_retired(info)
     return models.build_model(info["model"], augment=info.get("augment") if augment else None,
                        preprocess=info.get("preprocess"), **info.get("options", {}))
 
@@ -99,7 +88,7 @@ def load_run(path=None, weights_file=None):
                        "pass the run folder it was trained in")
     info = read_info(run_dir)
     info["run_dir"] = run_dir
-    _refuse_retired(info)  # before the weights: an old run's file is fine, its network is not
+    legacy.refuse_retired(info)  # before the weights: an old run's file is fine, its network is not
     own = os.path.join(run_dir, info.get("weights", WEIGHTS_FILE))
     weights = weights_file or own
     if not os.path.exists(weights):

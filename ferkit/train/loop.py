@@ -7,9 +7,8 @@ after every epoch (best weights, history.csv, the state to resume from, and run.
 atomically; ferkit/train/callbacks.py). --resume continues an interrupted run at its last finished epoch
 with the same random streams, so it ends as an uninterrupted run with the same seed would.
 
-Training runs in a worker thread while the main thread waits: Python handles Ctrl-C only in the
-main thread and only between two bytecodes, so a main thread inside a TensorFlow step (seconds on
-a CPU, minutes for the first, compiling one) would answer Ctrl-C only once the step ends.
+Training runs in a worker thread while the main thread waits, so that Ctrl-C answers at once
+(ferkit/train/interrupt.py).
 """
 import contextlib
 import os
@@ -17,82 +16,35 @@ import shlex
 import sys
 import threading
 import time
-import traceback
 
 import numpy as np
 
 import data
 import models
 from data.mixing import MixedBatches
-from ferkit.files import atomic_path
 from ferkit.cli import plural
 from ferkit.errors import FERError
 from ferkit.train import callbacks as cb
 from ferkit.train import distill
-from ferkit.runs import folder
+from ferkit.train.interrupt import run_interruptible
+from ferkit.runs import folder, legacy
 from ferkit.runs.folder import RunFolder, hardware, new_run_dir
 from ferkit.runs import load as runs
 
 keras = models.keras
-STOP_GRACE_S = 1.0  # after Ctrl-C, how long the step in progress may take to end before the process exits
 
-_hardware = hardware  # the name benchmarks/peer_fer.py imports
 
 
 def train(args, options, prog="train_cnn.py", command=None, resumed=None):
     """Train as `args` (checked by ferkit/train/config.py) say; `resumed`: (run folder, its run.json)
-    for --resume. Returns the exit status (0; 130 when the training thread is interrupted).
-
-    Ctrl-C (in the main thread, which only waits) stops the training thread at its next batch, or,
-    if the step in progress outlasts STOP_GRACE_S, records the interruption itself; then the
-    process ends at once (os._exit). Everything is on disk by then (each write atomic, run.json
-    last), and Python's own teardown with TensorFlow loaded took 14-50 s after a Ctrl-C (measured
-    on a 2-core CPU), which is what made Ctrl-C seem to hang."""
-    training = Training(args, options, prog, command, resumed)
-    result, finished = {}, threading.Event()
-
-    def work():
-        try:
-            result["rc"] = training.main()
-        except BaseException as e:  # noqa: BLE001 -- handed to the main thread, raised there
-            result["error"] = e
-        finally:
-            finished.set()
-
-    # Waiting on an Event, not Thread.join: in Python 3.11 a Ctrl-C inside join() marks the thread
-    # as ended though it still runs.
-    threading.Thread(target=work, name="training", daemon=True).start()
-    try:
-        while not finished.wait(0.2):
-            pass
-    except KeyboardInterrupt:
-        training.stop.set()
-        with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C: no more waiting
-            finished.wait(STOP_GRACE_S)
-        if not finished.is_set():
-            training.stop_now()
-        error = result.get("error")
-        if isinstance(error, FERError):
-            print(f"error: {error}", file=sys.stderr)
-        elif error is not None:
-            traceback.print_exception(error)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(result.get("rc", 130) if "error" not in result else 2)
-    if "error" in result:
-        raise result["error"]
-    return result["rc"]
+    for --resume. Returns the exit status (0; 130 when interrupted): see interrupt.py for Ctrl-C."""
+    return run_interruptible(Training(args, options, prog, command, resumed))
 
 
-class Training:
-    """One training, step by step: settings, data, model, run folder, callbacks, fit."""
-
-    def __init__(self, args, options, prog, command, resumed=None):
-        self.args, self.options, self.prog = args, options, prog
-        self.command = command or shlex.join([prog] + sys.argv[1:])
-        self.resumed = resumed
-        self.stop = threading.Event()
-        self.run, self.keeper, self.info = None, None, {}
+class RunJob:
+    """The life of a training as a job: main() runs its steps, leaves no run folder when it failed
+    before its first epoch, and turns Ctrl-C into a recorded interruption and a resume hint.
+    Subclasses set args, prog, run, keeper, info and stop, and define _steps()."""
 
     def main(self):
         try:
@@ -107,6 +59,49 @@ class Training:
             if self.run is not None:
                 self.run.release()
 
+    def resume_hint(self):
+        return f"python {self.prog} {shlex.quote(self.args.train_csv)} --out {shlex.quote(self.run.path)} --resume"
+
+    def interrupted(self):
+        """Ctrl-C: record it and say how to go on (or, before any epoch finished, leave nothing)."""
+        done = self.info.get("epochs_done", 0)
+        if self.run is None or (not done and not self.args.resume):
+            if self.run is not None:
+                self.run.discard()
+            print("\ninterrupted before the first epoch finished; nothing was saved", file=sys.stderr, flush=True)
+            return 130
+        if self.keeper is not None:
+            with contextlib.suppress(FERError):
+                self.keeper.finish("interrupted")
+        print(f"\ninterrupted after {plural(done, 'epoch')}; continue with: {self.resume_hint()}",
+              file=sys.stderr, flush=True)
+        return 130
+
+    def stop_now(self):
+        """Ctrl-C while a step runs on: record the interruption from the main thread. The files on
+        disk hold the last finished epoch already; holding the run's commit lock (never released:
+        the process ends next) keeps the training thread from committing after us."""
+        if self.run is not None:
+            self.run.commit_lock.acquire(timeout=5)
+        self.interrupted()
+        if self.run is not None:
+            self.run.release()
+
+    def _check_stop(self):
+        if self.stop.is_set():
+            raise KeyboardInterrupt
+
+
+class Training(RunJob):
+    """One training, step by step: settings, data, model, run folder, callbacks, fit."""
+
+    def __init__(self, args, options, prog, command, resumed=None):
+        self.args, self.options, self.prog = args, options, prog
+        self.command = command or shlex.join([prog] + sys.argv[1:])
+        self.resumed = resumed
+        self.stop = threading.Event()
+        self.run, self.keeper, self.info = None, None, {}
+
     def _steps(self):
         self.settings()
         args = self.args
@@ -117,15 +112,16 @@ class Training:
         self._check_stop()
         scope, batch_size = _distribution(args)
         targets = keras.utils.to_categorical(train_ds.labels, models.NUM_CLASSES)
-        if args.teacher:
-            targets = np.concatenate([targets, self.teacher_targets(train_ds)], axis=1)
+        if args.teacher:  # read from the run folder when resuming, else computed once by the teachers
+            self.teacher_cache = distill.training_probs(args, train_ds.images, self.run.path if self.resumed else None)
+            targets = np.concatenate([targets, distill.soften(self.teacher_cache, args.distill_temperature)], axis=1)
         batches = MixedBatches(train_ds.images, targets, batch_size, args.mixup, args.cutmix, args.seed)
         with scope:
             model = self.build(len(batches))
         self._check_stop()
         initial_epoch = self.open_run_folder(model, train_ds, val_ds)
         if args.teacher:
-            self.save_teacher_probs()
+            distill.save_probs(self.run.path, self.teacher_cache)
         callbacks = self.callbacks(model, batches, initial_epoch)
         return self.fit(model, batches, val_ds, initial_epoch, callbacks)
 
@@ -171,25 +167,6 @@ class Training:
         model.compile(optimizer=_optimizer(args, _learning_rate(args, steps)), loss=loss, metrics=metrics)
         return model
 
-    def teacher_targets(self, train_ds):
-        """The teachers' probabilities on the training faces at the distillation temperature:
-        read from the run folder when resuming, else computed (once) by the teachers."""
-        args = self.args
-        probs = distill.cached_probs(self.run.path, len(train_ds)) if self.resumed else None
-        if probs is None:
-            t0 = time.time()
-            probs = distill.teacher_probs(args.teacher, train_ds.images, tta=args.teacher_tta)
-            views = "10 views each" if args.teacher_tta else "1 view"
-            print(f"teacher: {plural(len(args.teacher), 'run')} on {len(train_ds)} training faces ({views}) "
-                  f"in {time.time() - t0:.0f} s", flush=True)
-        self.teacher_cache = probs
-        return distill.soften(probs, args.distill_temperature)
-
-    def save_teacher_probs(self):
-        path = os.path.join(self.run.path, runs.TEACHER_FILE)
-        with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            np.save(f, self.teacher_cache)
-
     def open_run_folder(self, model, train_ds, val_ds):
         """Create (or, resuming, restore from) the run folder; write run.json. Returns the first epoch."""
         args = self.args
@@ -201,39 +178,16 @@ class Training:
             run_dir, stamp = new_run_dir(args)
             self.run, initial_epoch = RunFolder.new(run_dir), 0
             self.info = {"created": stamp, "command": self.command}
-        self.info.update({
-            "model": args.model, "options": self.options, "augment": self.augment, "preprocess": self.preprocess,
-            "class_names": list(data.CLASS_NAMES),
-            "input": {"shape": list(models.INPUT_SHAPE), "values": "uint8 pixels 0..255, scaled inside the model"},
-            "weights": runs.WEIGHTS_FILE, "params": int(model.count_params()),
-            "args": dict(vars(args)), "train_rows": len(train_ds), "val_rows": len(val_ds),
-            "keras": keras.__version__, "backend": keras.backend.backend(), "host": hardware(),
-            "status": "training",
-        })
-        self.info.pop("cli_args", None)  # earlier versions recorded the command line a third time
+        self.info.update(run_info(args, self.options, self.augment, self.preprocess, model, train_ds, val_ds))
+        legacy.drop_old_entries(self.info)
         self.run.commit(self.info)
         print(f"model {args.model}: {model.count_params():,} parameters; run folder {self.run.path}", flush=True)
         return initial_epoch
 
     def callbacks(self, model, batches, initial_epoch):
-        """In order: each callback's on_epoch_end sees what the ones before it did."""
-        args = self.args
         self.keeper = cb.RunKeeper(self.run, self.info, initial_epoch, self.resume_hint())
-        elapsed = self.info.get("train_seconds", 0.0)
-        found = [cb.StopOnRequest(self.stop), cb.EpochRandomness(batches, model, args.seed),
-                 keras.callbacks.TerminateOnNaN()]
-        if args.time_budget:
-            found.append(cb.TimeBudget(args.time_budget, args.lr if args.schedule == "cosine" else None,
-                                       args.warmup, elapsed))
-        if args.schedule == "plateau":
-            found.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=3, verbose=1))
-        found.append(self.keeper.state_saver)  # the raw weights, before EMA swaps the averaged ones in
-        if args.ema:
-            found.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
-        periodic = args.quiet or not sys.stdout.isatty()
-        found += [self.keeper, cb.Progress(args.epochs, initial_epoch, args.time_budget, elapsed, _has_gpu(),
-                                           args.model, periodic)]
-        return found
+        return callback_list(self.args, self.keeper, self.stop, model, batches, initial_epoch,
+                             self.info.get("train_seconds", 0.0))
 
     def fit(self, model, batches, val_ds, initial_epoch, callbacks):
         args = self.args
@@ -249,49 +203,46 @@ class Training:
                     self.keeper.finish("failed")
             raise
         self.keeper.finish("done")
-        return self.summary()
+        return summary(self.args, self.info, self.run.path)
 
-    def summary(self):
-        info = self.info
-        if info.get("val_accuracy") is None:
-            raise FERError(f"{self.run.path}: no epoch finished")
-        budget = " (the time budget was spent)" if self.args.time_budget and info["epochs_done"] < self.args.epochs else ""
-        print(f"best val_accuracy {info['val_accuracy']:.4f} at epoch {info['best_epoch']}; "
-              f"{plural(info['epochs_done'], 'epoch')}{budget} in {info['train_seconds'] / 60:.1f} min; "
-              f"saved {self.run.path}", flush=True)
-        return 0
+def run_info(args, options, augment, preprocess, model, train_ds, val_ds):
+    """What run.json records about a training, besides its progress."""
+    return {
+        "model": args.model, "options": options, "augment": augment, "preprocess": preprocess,
+        "class_names": list(data.CLASS_NAMES),
+        "input": {"shape": list(models.INPUT_SHAPE), "values": "uint8 pixels 0..255, scaled inside the model"},
+        "weights": runs.WEIGHTS_FILE, "params": int(model.count_params()),
+        "args": dict(vars(args)), "train_rows": len(train_ds), "val_rows": len(val_ds),
+        "keras": keras.__version__, "backend": keras.backend.backend(), "host": hardware(),
+        "status": "training",
+    }
 
-    def resume_hint(self):
-        return f"python {self.prog} {shlex.quote(self.args.train_csv)} --out {shlex.quote(self.run.path)} --resume"
 
-    def interrupted(self):
-        """Ctrl-C: record it and say how to go on (or, before any epoch finished, leave nothing)."""
-        done = self.info.get("epochs_done", 0)
-        if self.run is None or (not done and not self.args.resume):
-            if self.run is not None:
-                self.run.discard()
-            print("\ninterrupted before the first epoch finished; nothing was saved", file=sys.stderr, flush=True)
-            return 130
-        if self.keeper is not None:
-            with contextlib.suppress(FERError):
-                self.keeper.finish("interrupted")
-        print(f"\ninterrupted after {plural(done, 'epoch')}; continue with: {self.resume_hint()}",
-              file=sys.stderr, flush=True)
-        return 130
+def callback_list(args, keeper, stop, model, batches, initial_epoch, elapsed):
+    """In order: each callback's on_epoch_end sees what the ones before it did."""
+    found = [cb.StopOnRequest(stop), cb.EpochRandomness(batches, model, args.seed), keras.callbacks.TerminateOnNaN()]
+    if args.time_budget:
+        found.append(cb.TimeBudget(args.time_budget, args.lr if args.schedule == "cosine" else None,
+                                   args.warmup, elapsed))
+    if args.schedule == "plateau":
+        found.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=3, verbose=1))
+    found.append(keeper.state_saver)  # the raw weights, before EMA swaps the averaged ones in
+    if args.ema:
+        found.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
+    periodic = args.quiet or not sys.stdout.isatty()
+    found += [keeper, cb.Progress(args.epochs, initial_epoch, args.time_budget, elapsed, _has_gpu(), args.model, periodic)]
+    return found
 
-    def stop_now(self):
-        """Ctrl-C while a step runs on: record the interruption from the main thread. The files on
-        disk hold the last finished epoch already; holding the run's commit lock (never released:
-        the process ends next) keeps the training thread from committing after us."""
-        if self.run is not None:
-            self.run.commit_lock.acquire(timeout=5)
-        self.interrupted()
-        if self.run is not None:
-            self.run.release()
 
-    def _check_stop(self):
-        if self.stop.is_set():
-            raise KeyboardInterrupt
+def summary(args, info, run_path):
+    """The last line of a training; 0, its exit status."""
+    if info.get("val_accuracy") is None:
+        raise FERError(f"{run_path}: no epoch finished")
+    budget = " (the time budget was spent)" if args.time_budget and info["epochs_done"] < args.epochs else ""
+    print(f"best val_accuracy {info['val_accuracy']:.4f} at epoch {info['best_epoch']}; "
+          f"{plural(info['epochs_done'], 'epoch')}{budget} in {info['train_seconds'] / 60:.1f} min; "
+          f"saved {run_path}", flush=True)
+    return 0
 
 
 def check_model_options(name, options):
