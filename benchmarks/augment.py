@@ -33,13 +33,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)  # run as `python benchmarks/augment.py`: the packages live one level up
 
 from ferkit.backend import configure_tensorflow  # noqa: E402
+from ferkit.cli import Parser, run_main  # noqa: E402
 
 DEFAULT_CSV = os.path.join(os.path.dirname(ROOT), "shared", "data", "fer2013", "train.csv.gz")
 ROTATION, SHIFT, ZOOM = 15.0, 0.1, 0.1
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    p = Parser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--train-csv", default=DEFAULT_CSV, help="images to augment (synthetic faces if missing)")
     p.add_argument("--limit", type=int, default=None, help="use only the first N images")
@@ -211,4 +212,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

@@ -12,7 +12,6 @@ on scikit-learn's two sample photos. Then it runs predict.py's loop over it in t
 group, and prints pictures/s and faces/s with the share of each stage, in wall and process CPU
 seconds. Model loading and Python start-up are left out (about 5 s once per run of predict.py).
 """
-import argparse
 import os
 import sys
 import tempfile
@@ -23,6 +22,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from ferkit.backend import configure_tensorflow  # noqa: E402
+from ferkit.cli import Parser, run_main  # noqa: E402
 
 REAL = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "fer2013", "public_test.csv.gz")
 
@@ -85,7 +85,7 @@ def cpu_name():
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = Parser(description=__doc__.split("\n\n")[0])
     p.add_argument("--pictures", type=int, default=48)
     p.add_argument("--size", default="640x480", help="WIDTHxHEIGHT of the photos")
     p.add_argument("--detector", choices=("mtcnn", "haar"))
@@ -114,4 +114,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main(main))

@@ -32,10 +32,11 @@ sys.path.insert(0, ROOT)  # run as `python benchmarks/train_throughput.py`: the 
 
 from ferkit.files import write_json  # noqa: E402
 from ferkit.backend import configure_tensorflow  # noqa: E402
+from ferkit.cli import Parser, run_main  # noqa: E402
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    p = Parser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--models", default=None, help="comma-separated model names (default: all registered)")
     p.add_argument("--batch-size", type=int, default=64, help="training batch (ferkit/train/loop.py's default)")
@@ -300,4 +301,4 @@ def _torch_row(args, rows, peak):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

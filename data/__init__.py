@@ -9,6 +9,6 @@ faces). This file only re-exports.
     data.check_csv("test.csv")                  # header and first row only: fails fast, before any model loads
 """
 from data.cache import cache_dir  # noqa: F401
-from data.csv import check_csv, iter_csv, load_csv  # noqa: F401
+from data.csv import check_csv, check_file, iter_csv, load_csv  # noqa: F401
 from data.fer2013 import (CLASS_NAMES, IMAGE_SIZE, NUM_CLASSES, NUM_PIXELS, USAGES, Dataset,  # noqa: F401
                           concat, stratified_split, subset)

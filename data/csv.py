@@ -56,7 +56,7 @@ def check_csv(path, usage=None):
     read, its header is a known layout (with a Usage column if `usage`), and a row follows it.
     Returns the layout; raises FERError naming the file."""
     path = os.fspath(path)
-    _check_file(path)
+    check_file(path)
     if usage is not None and usage not in USAGES:
         raise FERError(f"unknown Usage {usage!r}: choose one of {', '.join(USAGES)}")
     try:
@@ -142,7 +142,8 @@ def _first_long_row(path):
 # ---------------------------------------------------------------- reading
 
 
-def _check_file(path):
+def check_file(path):
+    """A file that can be read (not a folder); a one-line FERError naming it otherwise."""
     if not os.path.exists(path):
         raise FERError(f"{path}: no such file")
     if os.path.isdir(path):
@@ -159,7 +160,7 @@ def _open_text(path):
 
 
 def _read_bytes(path):
-    _check_file(path)
+    check_file(path)
     try:
         if _is_gzip(path):
             with gzip.open(path, "rb") as f:

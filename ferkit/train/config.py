@@ -160,14 +160,6 @@ def check_args(args):
             raise FERError(f"--{name.replace('_', '-')} {value}: {wording}")
 
 
-def check_input(path):
-    """A CSV that training reads: it must exist and be a file (before anything loads)."""
-    if not os.path.exists(path):
-        raise FERError(f"{path}: no such file")
-    if os.path.isdir(path):
-        raise FERError(f"{path}: is a folder, expected a CSV file")
-
-
 def check_out(args):
     """--out of a new run: a new or empty folder (hidden files aside), never one that holds a run or
     anything else: a run folder is the run's alone."""
@@ -217,9 +209,11 @@ def main(argv, prog, description, model="cnn3", choose_model=True, model_args=No
             resumed = resume(args)
             check_args(args)  # the saved settings, as strictly as the command line's
             options = resumed[3]
+        from data import check_file  # here: pandas loads only once the options passed
+
         for path in (args.train_csv, args.val):
             if path is not None:
-                check_input(path)
+                check_file(path)
         for path in args.teacher:
             if not os.path.exists(path):
                 raise FERError(f"--teacher {path}: no such run folder or weights file")
