@@ -36,6 +36,24 @@ def options_of(name):
     return {p.name: p.default for p in list(inspect.signature(fn).parameters.values())[1:]}
 
 
+def check_options(name, options):
+    """Each --option must be one the model takes, of the kind of its default (width=abc is not an int)."""
+    known = options_of(name)
+    for key, value in options.items():
+        if key not in known:
+            raise FERError(f"--option {key}={value}: model {name} has no option {key} "
+                           f"(it takes: {', '.join(known) or 'none'})")
+        default = known[key]
+        kinds = {bool: (bool,), int: (int,), float: (int, float), str: (str,)}.get(type(default))
+        if kinds and not (isinstance(value, kinds) and (type(default) is bool or not isinstance(value, bool))):
+            raise FERError(f"--option {key}={value}: model {name} expects {_kind(default)} "
+                           f"for {key} (its default is {default!r})")
+
+
+def _kind(value):
+    return {bool: "True or False", int: "an integer", float: "a number", str: "a string"}[type(value)]
+
+
 PREPROCESS_KEYS = ("standardize",)
 DEFAULT_PREPROCESS = {"standardize": True}  # train.py's default (--no-standardize turns it off)
 

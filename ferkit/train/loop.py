@@ -128,7 +128,7 @@ class Training(RunJob):
     def settings(self):
         """The model options checked against the model's own defaults; resuming, the run folder
         locked at once."""
-        check_model_options(self.args.model, self.options)
+        models.check_options(self.args.model, self.options)
         if self.resumed:
             run_dir, self.info = self.resumed
             self.run = RunFolder.existing(run_dir)
@@ -243,24 +243,6 @@ def summary(args, info, run_path):
           f"{plural(info['epochs_done'], 'epoch')}{budget} in {info['train_seconds'] / 60:.1f} min; "
           f"saved {run_path}", flush=True)
     return 0
-
-
-def check_model_options(name, options):
-    """Each --option must be one the model takes, of the kind of its default (width=abc is not an int)."""
-    known = models.options_of(name)
-    for key, value in options.items():
-        if key not in known:
-            raise FERError(f"--option {key}={value}: model {name} has no option {key} "
-                           f"(it takes: {', '.join(known) or 'none'})")
-        default = known[key]
-        kinds = {bool: (bool,), int: (int,), float: (int, float), str: (str,)}.get(type(default))
-        if kinds and not (isinstance(value, kinds) and (type(default) is bool or not isinstance(value, bool))):
-            raise FERError(f"--option {key}={value}: model {name} expects {_kind(default)} "
-                           f"for {key} (its default is {default!r})")
-
-
-def _kind(value):
-    return {bool: "True or False", int: "an integer", float: "a number", str: "a string"}[type(value)]
 
 
 def _learning_rate(args, steps):
