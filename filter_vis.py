@@ -10,18 +10,15 @@ mean activation it reaches. With --data, a second figure (--maps-out, default <o
 shows the feature maps of --maps-layer (default: the last layer still 24x24 or finer, where the
 face is still recognizable) for row --image of that file, all on one colour scale.
 """
-import argparse
 import sys
 
-from ferbase.cli import HelpFormatter, positive_int, run_main
-from ferbase.quiet import configure_tensorflow
+from ferkit.cli import Parser, add_data, add_usage, add_weights, positive_int, run_main
+from ferkit.backend import configure_tensorflow
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="filter_vis.py", description=__doc__.split("\n\n")[0],
-                                formatter_class=HelpFormatter)
-    p.add_argument("--weights", metavar="RUN_DIR",
-                   help="run folder or .weights.h5 (default: the best finished run under runs/, else the bundled model)")
+    p = Parser(prog="filter_vis.py", description=__doc__.split("\n\n")[0])
+    add_weights(p)
     p.add_argument("--layer", metavar="NAME", help="layer whose filters to visualize (default: the last convolution "
                                                    "of at least 6x6)")
     p.add_argument("--filters", type=positive_int, default=16, metavar="N", help="visualize the first N filters")
@@ -29,8 +26,8 @@ def build_parser():
     p.add_argument("--penalty", choices=["l2", "tv"], default="l2",
                    help="regularizer of the ascent: decay towards grey (l2) or total variation (tv)")
     p.add_argument("--seed", type=int, default=0, help="seed of the starting noise and jitter")
-    p.add_argument("--data", metavar="CSV", help="CSV to take the face for the feature maps from")
-    p.add_argument("--usage", help="Kaggle fer2013.csv: only rows of this Usage")
+    add_data(p, "CSV to take the face for the feature maps from")
+    add_usage(p)
     p.add_argument("--image", type=int, default=0, metavar="CSV_ROW", help="0-based row of --data")
     p.add_argument("--maps-layer", metavar="NAME",
                    help="layer whose feature maps to show (default: the last one of at least 24x24)")
@@ -48,8 +45,9 @@ def main(argv=None):
 def check_args(args):
     """Everything refused before TensorFlow loads: (outputs, the face for the maps or None)."""
     import data
-    from ferbase.errors import FERError
-    from ferkit import figures, preflight
+    from ferkit.errors import FERError
+    from ferkit import preflight
+    from ferkit.report import figures
 
     if args.steps < 0:
         raise FERError(f"--steps {args.steps}: must not be negative")
@@ -71,8 +69,9 @@ def check_args(args):
 def run(args):
     outputs, face = check_args(args)
     # Keras (and TensorFlow) load here, after the checks: configure_tensorflow ran first.
-    from ferkit import explain, figures
-    from ferkit.evaluate import load_models
+    from ferkit import explain
+    from ferkit.report import figures
+    from ferkit.report.evaluate import load_models
 
     model, info = load_models([args.weights], outputs=outputs)[0]
     layer = explain.get_map_layer(model, args.layer or explain.default_filter_layer(model)).name

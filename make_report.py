@@ -14,14 +14,13 @@ commands, runs); an appendix with the model's layers. The table's runs come from
 is read from run files or computed from --data; the report's own figures are labelled as such.
 The repository's report.pdf is rebuilt by scripts/cpu_results.sh, not by this default.
 """
-import argparse
 import datetime
 import os
 import shlex
 import sys
 
-from ferbase.cli import HelpFormatter, positive_int, run_main
-from ferbase.quiet import configure_tensorflow
+from ferkit.cli import Parser, add_data, add_usage, add_weights, positive_int, run_main
+from ferkit.backend import configure_tensorflow
 
 DEFAULT_OUT = os.path.join("report-out", "report.pdf")
 DEFAULT_EXPERIMENTS = os.path.join("docs", "experiments")
@@ -30,16 +29,14 @@ SECTIONS = ("At a glance", "Experiments", "Training curves", "Per class", "Salie
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="make_report.py", description=__doc__.split("\n\n")[0],
-                                formatter_class=HelpFormatter)
+    p = Parser(prog="make_report.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--experiments", metavar="DIR",
                    help=f"folder of experiment runs (run.json + history.csv each; default: {DEFAULT_EXPERIMENTS} "
                         "when it exists)")
     p.add_argument("--runs", metavar="DIR", help="another folder of run folders for the table (e.g. runs)")
-    p.add_argument("--weights", metavar="RUN_DIR",
-                   help="the model shown (default: the best finished run under runs/, else the bundled model)")
-    p.add_argument("--data", metavar="CSV", help="labelled test CSV: accuracy, confusion matrix, saliency")
-    p.add_argument("--usage", help="Kaggle fer2013.csv: only rows of this Usage")
+    add_weights(p, help="the model shown (default: the best finished run under runs/, else the bundled model)")
+    add_data(p, "labelled test CSV: accuracy, confusion matrix, saliency")
+    add_usage(p)
     p.add_argument("--out", default=DEFAULT_OUT, metavar="FILE", help="PDF to write")
     p.add_argument("--json", metavar="FILE", help="the report's numbers as JSON (default: beside --out, .json)")
     p.add_argument("--per-class", type=positive_int, default=1, metavar="N", help="saliency faces per class")
@@ -60,9 +57,10 @@ def main(argv=None):
 def check_args(args):
     """Everything refused before TensorFlow loads; returns (outputs, labelled Dataset or None)."""
     import data
-    from ferbase.errors import FERError
-    from ferbase.outputs import check_outputs
-    from ferkit import figures, preflight
+    from ferkit.errors import FERError
+    from ferkit.files import check_outputs
+    from ferkit import preflight
+    from ferkit.report import figures
 
     if os.path.splitext(args.out)[1].lower() != ".pdf":
         raise FERError(f"{args.out}: the report is a PDF; name it .pdf")
@@ -86,10 +84,10 @@ def check_args(args):
 
 def load_shown(args, ds, outputs):
     """The model whose figures the report shows: (model or None, dict describing it)."""
-    from ferbase.errors import FERError
-    from ferkit import report as pages
-    from ferkit.evaluate import evaluate, load_models
-    from ferkit.experiments import read_history
+    from ferkit.errors import FERError
+    from ferkit.report import pages
+    from ferkit.report.evaluate import evaluate, load_models
+    from ferkit.report.experiments import read_history
 
     try:
         model, info = load_models([args.weights], outputs=outputs)[0]
@@ -112,9 +110,10 @@ def load_shown(args, ds, outputs):
 
 def model_pages(model, shown, ds, args):
     """(section, figure) of the model shown, one at a time: curves, per class, saliency, filters."""
-    from ferbase.errors import FERError
-    from ferkit import explain, figures
-    from ferkit.evaluate import explain_examples
+    from ferkit.errors import FERError
+    from ferkit import explain
+    from ferkit.report import figures
+    from ferkit.report.evaluate import explain_examples
 
     name = f"{shown['label']} ({shown['run_dir']})"
     note = " (validation = the test data of this report)" if shown["same_as_validation"] else ""
@@ -143,7 +142,7 @@ def model_pages(model, shown, ds, args):
 
 
 def _has_gradcam_layer(model):
-    from ferbase.errors import FERError
+    from ferkit.errors import FERError
     from ferkit import explain
 
     try:
@@ -157,7 +156,7 @@ def write_pdf(path, pages, command, created):
     """Save each (section, figure) as a page, atomically; returns the sections in page order."""
     from matplotlib.backends.backend_pdf import PdfPages
 
-    from ferbase.outputs import output_path
+    from ferkit.files import output_path
 
     sections = []
     with output_path(path) as tmp, PdfPages(tmp) as pdf:
@@ -173,7 +172,7 @@ def write_pdf(path, pages, command, created):
 
 def report(args, argv):
     outputs, ds = check_args(args)
-    from ferkit import report as pages
+    from ferkit.report import pages
 
     rows = pages.collect(args.experiments, args.runs, warn=lambda m: print(m, file=sys.stderr))
     # Keras (and TensorFlow) load here, after the checks: configure_tensorflow ran first.
@@ -194,7 +193,7 @@ def report(args, argv):
                 yield "Appendix: layers", fig
 
     sections = write_pdf(outputs[0], all_pages(), command, created)
-    from ferbase.outputs import write_json
+    from ferkit.files import write_json
 
     kept = {k: v for k, v in shown.items() if k in ("label", "run_dir", "why", "data", "same_as_validation", "filters")}
     if shown.get("metrics"):

@@ -8,21 +8,17 @@ The matrix is row-normalized (each true class sums to 1) with the counts in the 
 per-class table (scikit-learn's classification_report) and the three most confused pairs are
 printed too. --json writes the metrics beside the image (or to the file named).
 """
-import argparse
 import sys
 
-from ferbase.cli import HelpFormatter, positive_int, run_main
-from ferbase.quiet import configure_tensorflow
+from ferkit.cli import Parser, add_data, add_usage, add_weights, positive_int, run_main
+from ferkit.backend import configure_tensorflow
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="plot_confusion.py", description=__doc__.split("\n\n")[0],
-                                formatter_class=HelpFormatter)
-    p.add_argument("--data", metavar="CSV", help="labelled CSV (label,feature or Kaggle layout) (required)")
-    p.add_argument("--usage", help="Kaggle fer2013.csv: only rows of this Usage (e.g. PrivateTest)")
-    p.add_argument("--weights", action="append", metavar="RUN_DIR",
-                   help="run folder or .weights.h5 (repeat for an ensemble; default: the best finished run under "
-                        "runs/, else the bundled model)")
+    p = Parser(prog="plot_confusion.py", description=__doc__.split("\n\n")[0])
+    add_data(p, "labelled CSV (label,feature or Kaggle layout)", required=True)
+    add_usage(p)
+    add_weights(p, ensemble=True)
     p.add_argument("--tta", action="store_true", help="test-time augmentation: average 10 flipped/shifted views")
     p.add_argument("--out", default="confusion.png", metavar="FILE", help="image to write (.png, .pdf, .svg, ...)")
     p.add_argument("--json", nargs="?", const="", default=None, metavar="FILE",
@@ -39,11 +35,10 @@ def main(argv=None):
 def check_args(args):
     """Everything refused before TensorFlow loads: (outputs, the labelled Dataset)."""
     import data
-    from ferbase.errors import FERError
-    from ferkit import figures, preflight
+    from ferkit.errors import FERError
+    from ferkit import preflight
+    from ferkit.report import figures
 
-    if not args.data:
-        raise FERError("--data CSV is required: the labelled file to evaluate on")
     figures.check_format(args.out)
     outputs = [args.out]
     if args.json is not None:
@@ -58,13 +53,13 @@ def check_args(args):
 def plot(args):
     outputs, ds = check_args(args)
     # Keras (and TensorFlow) load here, after the checks: configure_tensorflow ran first.
-    from ferbase.outputs import write_json
-    from ferkit import figures
-    from ferkit.evaluate import classification_text, evaluate, load_models
+    from ferkit.files import write_json
+    from ferkit.infer import model_line
+    from ferkit.report import figures
+    from ferkit.report.evaluate import classification_text, evaluate, load_models
 
     loaded = load_models(args.weights, outputs=outputs)
-    names = ", ".join(f"{info['model']} ({info['run_dir']})" for _, info in loaded)
-    print(f"model: {names}" + (" with TTA" if args.tta else ""))
+    print(model_line([info for _, info in loaded], args.tta))
     ev = evaluate([m for m, _ in loaded], ds, args.tta, args.batch_size)
     m = {**ev.metrics, "runs": [info["run_dir"] for _, info in loaded], "tta": bool(args.tta), "data": args.data}
     print(f"accuracy {m['accuracy']:.4f} on {m['n']} images; macro F1 {m['macro_f1']:.4f}")

@@ -12,29 +12,26 @@ in a photo, a folder of photos or a video: one row per face, `file,frame,x,y,w,h
 Rows keep the input's order; ids come from the file's id column, else they are 0..N-1. When
 the input has labels, the accuracy is printed too. The input is read in chunks, so memory
 stays flat however long it is; the output appears only when it is complete. Photos, folders and
-videos: see ferkit/faces.py and the README; exit status 3 means some pictures of a folder could not
+videos: see ferkit/faces/reader.py and the README; exit status 3 means some pictures of a folder could not
 be read (each named on stderr) and the others' rows were written.
 """
-import argparse
 import sys
 import time
 
-from ferbase.cli import HelpFormatter, positive_int, run_main
-from ferbase.quiet import configure_tensorflow
+from ferkit.cli import Parser, add_usage, add_weights, positive_int, run_main
+from ferkit.backend import configure_tensorflow
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="predict.py", description=__doc__.split("\n\n")[0],
-                                formatter_class=HelpFormatter)
+    p = Parser(prog="predict.py", description=__doc__.split("\n\n")[0])
     p.add_argument("test_csv", help="CSV with id,feature or label,feature (or Kaggle fer2013.csv), plain or .gz; "
                    "or a picture (.jpg .png .bmp .webp ...), a folder of pictures (recursive), or a video (.mp4 .avi ...)")
     p.add_argument("out_csv", help="where to write id,label (CSV input) or file,frame,x,y,w,h,label,emotion (pictures)")
-    p.add_argument("--weights", action="append", metavar="RUN_DIR",
-                   help="run folder or .weights.h5; repeat it, or name a folder of run folders "
-                        "(models/pretrained/ensemble), for an ensemble (default: the finished run under "
-                        "runs/ or bundled model with the best recorded val_accuracy)")
+    add_weights(p, ensemble=True, help="run folder or .weights.h5; repeat it, or name a folder of run folders "
+                "(models/pretrained/ensemble), for an ensemble (default: the finished run under "
+                "runs/ or bundled model with the best recorded val_accuracy)")
     p.add_argument("--tta", action="store_true", help="test-time augmentation: average 10 flipped/shifted views")
-    p.add_argument("--usage", help="Kaggle fer2013.csv: only rows of this Usage (e.g. PrivateTest)")
+    add_usage(p)
     p.add_argument("--batch-size", type=positive_int, default=256, help="images per prediction batch")
     p.add_argument("--chunk-rows", type=positive_int, default=8192, help="rows read and predicted at a time")
     p.add_argument("--probs", action="store_true", help="also write each class's probability")
@@ -51,32 +48,15 @@ def main(argv=None):
     return run_main(lambda: predict(build_parser().parse_args(argv)))
 
 
-def check_inputs_and_outputs(args, job=None):
-    """Everything that can be refused before TensorFlow loads (about a second): the input file's
-    header and first row (pictures: media.plan, `job`), the named runs' existence, and an output
-    that would overwrite an input."""
-    import os
-
-    import data
-    from ferbase.errors import FERError
-    from ferbase.outputs import check_outputs, run_files
-
-    if job is None:
-        data.check_csv(args.test_csv, usage=args.usage)
-    for w in args.weights or []:
-        if not os.path.exists(w):
-            raise FERError(f"{w}: no such run folder or weights file (--weights)")
-    check_outputs([args.out_csv], [args.test_csv] + [f for w in args.weights or [] for f in run_files(w)])
-
-
 def predict(args):
     import numpy as np
 
     import data
-    from ferbase.errors import FERError
-    from ferbase.outputs import check_outputs, open_output
-    from ferbase.runfile import expand_weights
-    from ferkit import media  # Pillow and OpenCV, no TensorFlow: checks of pictures stay instant too
+    from ferkit.errors import FERError
+    from ferkit import preflight
+    from ferkit.files import check_outputs, open_output
+    from ferkit.runs.layout import expand_weights
+    from ferkit.faces import media  # Pillow and OpenCV, no TensorFlow: checks of pictures stay instant too
 
     args.weights = expand_weights(args.weights)  # an ensemble folder: each of its members
     job = None
@@ -86,23 +66,24 @@ def predict(args):
         job = media.plan(args.test_csv, args.annotate)
     elif args.annotate or args.every or args.detector:
         raise FERError("--annotate, --every and --detector apply to pictures, folders and videos, not CSV input")
-    check_inputs_and_outputs(args, job)
+    # the input file's header and first row (pictures: media.plan above), the runs, the output
+    preflight.check([args.out_csv], [] if job else [args.test_csv], args.weights or [], usage=args.usage,
+                    inputs=[args.test_csv] if job else [])
     t0 = time.time()
-    # TensorFlow loads here, after the checks above (ferbase.quiet.configure_tensorflow ran first).
-    from ferkit.inference import load_runs, predict_proba
-    from models import runs
+    # TensorFlow loads here, after the checks above (ferkit.backend.configure_tensorflow ran first).
+    from ferkit.infer import load_runs, model_line, predict_proba
+    from ferkit.runs import load as runs
 
     if not args.weights:
         check_outputs([args.out_csv], runs.run_inputs(None))  # the default run's files are inputs too
     if job is not None:
-        from ferkit.faces import predict_files
+        from ferkit.faces.reader import predict_files
 
         return predict_files(job, args.out_csv, weights=args.weights, tta=args.tta, probs=args.probs,
                              every=args.every or 1, detector=args.detector, batch_size=args.batch_size)
     loaded = load_runs(args.weights)
     nets = [m for m, _ in loaded]
-    names = ", ".join(f"{info['model']} ({info['run_dir']})" for _, info in loaded)
-    print(f"model: {names}" + (" with TTA" if args.tta else ""), flush=True)
+    print(model_line([info for _, info in loaded], args.tta), flush=True)
     correct = labelled = rows = 0
     with open_output(args.out_csv, "w", newline="") as out:
         out.write("id,label" + "".join(f",{c}" for c in data.CLASS_NAMES) * args.probs + "\n")

@@ -11,22 +11,19 @@ its own 99.5th percentile (colorbar). Maps explain the predicted class unless --
 (which needs a labelled file). Gradients are averaged over random shifts of up to --jitter
 pixels, which removes the lattice a strided network's sampling grid leaves in raw gradients.
 """
-import argparse
 import sys
 
-from ferbase.cli import HelpFormatter, positive_int, run_main
-from ferbase.quiet import configure_tensorflow
+from ferkit.cli import Parser, add_data, add_usage, add_weights, positive_int, run_main
+from ferkit.backend import configure_tensorflow
 
 METHOD_CHOICES = ("vanilla", "smoothgrad", "gradcam", "ig", "all")  # = ferkit.explain.METHODS, which loads Keras
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="saliency.py", description=__doc__.split("\n\n")[0],
-                                formatter_class=HelpFormatter)
-    p.add_argument("--data", metavar="CSV", help="CSV to take faces from, labelled or not (required)")
-    p.add_argument("--usage", help="Kaggle fer2013.csv: only rows of this Usage")
-    p.add_argument("--weights", metavar="RUN_DIR",
-                   help="run folder or .weights.h5 (default: the best finished run under runs/, else the bundled model)")
+    p = Parser(prog="saliency.py", description=__doc__.split("\n\n")[0])
+    add_data(p, "CSV to take faces from, labelled or not", required=True)
+    add_usage(p)
+    add_weights(p)
     p.add_argument("--method", choices=METHOD_CHOICES, default="all", help="explanation method, or all four")
     p.add_argument("--per-class", type=positive_int, default=2, metavar="N", help="faces per class")
     p.add_argument("--layer", metavar="NAME", help="Grad-CAM layer (default: the last feature map of at least 6x6)")
@@ -50,11 +47,10 @@ def main(argv=None):
 def check_args(args):
     """Everything refused before TensorFlow loads; returns the loaded Dataset."""
     import data
-    from ferbase.errors import FERError
-    from ferkit import figures, preflight
+    from ferkit.errors import FERError
+    from ferkit import preflight
+    from ferkit.report import figures
 
-    if not args.data:
-        raise FERError("--data CSV is required: the file to take faces from (e.g. public_test.csv.gz)")
     if not 0 <= args.jitter <= 23:
         raise FERError(f"--jitter {args.jitter}: a shift of 0..23 pixels")
     figures.check_format(args.out)
@@ -69,9 +65,10 @@ def check_args(args):
 def run(args):
     ds = check_args(args)
     # Keras (and TensorFlow) load here, after the checks: configure_tensorflow ran first.
-    from ferbase.errors import FERError
-    from ferkit import explain, figures
-    from ferkit.evaluate import explain_examples, load_models
+    from ferkit.errors import FERError
+    from ferkit import explain
+    from ferkit.report import figures
+    from ferkit.report.evaluate import explain_examples, load_models
 
     model, info = load_models([args.weights], outputs=[args.out])[0]
     methods = list(explain.METHODS) if args.method == "all" else [args.method]

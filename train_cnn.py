@@ -8,7 +8,7 @@
 """
 import sys
 
-from ferkit import train_cli  # no TensorFlow: --help and bad options answer at once
+from ferkit.train import config as train_cli  # no TensorFlow: --help and bad options answer at once
 
 
 def main(argv=None):

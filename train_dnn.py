@@ -8,7 +8,7 @@ cnn3, the report's best. Same options and run folder as train_cnn.py.
 """
 import sys
 
-from ferkit import train_cli  # no TensorFlow: --help and bad options answer at once
+from ferkit.train import config as train_cli  # no TensorFlow: --help and bad options answer at once
 
 
 def main(argv=None):

@@ -21,8 +21,8 @@ bilinear interpolation.
   4 Keras layers         RandomRotation, RandomTranslation, RandomZoom, RandomFlip in a
                          tf.function: four resamplings
 
-Then the cost inside training: cnn1's training step (model.fit, batch 64 as ferkit/train.py) with
-and without the augmentation layer (timed by ferkit/throughput.py, as benchmarks/train_throughput.py).
+Then the cost inside training: cnn1's training step (model.fit, batch 64 as ferkit/train/loop.py) with
+and without the augmentation layer (timed by ferkit/train/throughput.py, as benchmarks/train_throughput.py).
 """
 import argparse
 import os
@@ -32,21 +32,22 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)  # run as `python benchmarks/augment.py`: the packages live one level up
 
-from ferbase.quiet import configure_tensorflow  # noqa: E402
+from ferkit.backend import configure_tensorflow  # noqa: E402
+from ferkit.cli import Parser, run_main  # noqa: E402
 
 DEFAULT_CSV = os.path.join(os.path.dirname(ROOT), "shared", "data", "fer2013", "train.csv.gz")
 ROTATION, SHIFT, ZOOM = 15.0, 0.1, 0.1
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    p = Parser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--train-csv", default=DEFAULT_CSV, help="images to augment (synthetic faces if missing)")
     p.add_argument("--limit", type=int, default=None, help="use only the first N images")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--repeats", type=int, default=2, help="passes over the images per pipeline; the best counts")
     p.add_argument("--no-step", dest="step", action="store_false", help="skip the cnn1 training-step overhead")
-    p.add_argument("--step-batch-size", type=int, default=64, help="cnn1 training batch (ferkit/train.py's default)")
+    p.add_argument("--step-batch-size", type=int, default=64, help="cnn1 training batch (ferkit/train/loop.py's default)")
     p.add_argument("--steps", type=int, default=40, help="timed cnn1 training steps per variant")
     p.add_argument("--threads", type=int, default=0,
                    help="TensorFlow intra- and inter-op threads (0: TF's default); with 1, the img/CPU-s "
@@ -155,7 +156,7 @@ def _image_data_generator():
 
 def step_overhead(args):
     """cnn1 training (images/s, images per CPU-second), without and with the augmentation layer."""
-    from ferkit.throughput import measure_keras
+    from ferkit.train.throughput import measure_keras
 
     out = {}
     for augment in (False, True):
@@ -168,10 +169,10 @@ def step_overhead(args):
 def main(argv=None):
     args = build_parser().parse_args(argv)
     configure_tensorflow()  # as the training scripts: before TensorFlow loads
-    from ferbase.quiet import import_keras
+    from ferkit.backend import import_keras
 
     keras = import_keras()
-    from ferkit import throughput
+    from ferkit.train import throughput
 
     if args.threads and keras.backend.backend() == "tensorflow":
         import tensorflow as tf
@@ -211,4 +212,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

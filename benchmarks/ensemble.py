@@ -3,12 +3,11 @@
 
     python benchmarks/ensemble.py ../shared/data/fer2013/public_test.csv.gz models/pretrained/*
 
-Each run's softmax is computed once (plain and over the 10 TTA views, ferkit/inference.py) and
+Each run's softmax is computed once (plain and over the 10 TTA views, ferkit/infer.py) and
 cached beside --cache, then every subset of two or more runs is scored by averaging them, as
 `predict.py --weights A --weights B` does. Prints one line per run and per ensemble, best last.
 For choosing members, score on a split held out from training, not on the file you report.
 """
-import argparse
 import itertools
 import os
 import sys
@@ -20,12 +19,12 @@ if ROOT not in sys.path:
 
 import numpy as np  # noqa: E402
 
-from ferbase.cli import run_main  # noqa: E402
-from ferbase.quiet import configure_tensorflow  # noqa: E402
+from ferkit.cli import Parser, run_main  # noqa: E402
+from ferkit.backend import configure_tensorflow  # noqa: E402
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="ensemble.py", description=__doc__.split("\n\n")[0])
+    p = Parser(prog="ensemble.py", description=__doc__.split("\n\n")[0])
     p.add_argument("csv", help="labelled CSV (label,feature), plain or .gz")
     p.add_argument("runs", nargs="+", help="run folders (or bundled models)")
     p.add_argument("--cache", default=".cache/ensemble", help="folder for the cached probabilities")
@@ -40,8 +39,8 @@ def main(argv=None):
 def score(args):
     configure_tensorflow()
     import data
-    from ferkit.inference import predict_proba
-    from models import load_run
+    from ferkit.infer import predict_proba
+    from ferkit.runs.load import load_run
 
     ds = data.load_csv(args.csv)
     os.makedirs(args.cache, exist_ok=True)

@@ -42,7 +42,7 @@ SIZE = (640, 480)
 def make(folder, csv, n_faces, per_picture, seed):
     sys.path.insert(0, os.path.dirname(HERE))
     import data  # the repository's loader; only `make` needs it
-    from ferkit.media import paste_faces, random_squares
+    from ferkit.faces.media import paste_faces, random_squares
     from sklearn.datasets import load_sample_images
 
     ds = data.load_csv(csv)
@@ -88,7 +88,7 @@ def detector(name):
     as predict.py runs it; 'haar-default' is the cascade and settings of the `fer` package."""
     if name in ("mtcnn", "haar"):
         sys.path.insert(0, os.path.dirname(HERE))
-        from ferkit.faces import Detector
+        from ferkit.faces.reader import Detector
 
         det = Detector(name)
         return lambda rgb: [tuple(b[:4]) for b in det(rgb)]
@@ -176,7 +176,7 @@ def margin(folder, name, weights, peer):
     classifier's labels on the crops with its labels on the original 48x48 faces."""
     sys.path.insert(0, os.path.dirname(HERE))
     import data
-    from ferkit.faces import crop_squares, cut_faces
+    from ferkit.faces.reader import crop_squares, cut_faces
 
     with open(os.path.join(folder, "truth.json")) as f:
         truth = json.load(f)
@@ -214,11 +214,11 @@ def classifier(weights, peer):
     (--peer emotion_model.hdf5: 64x64 input in [-1, 1], FER2013's class order)."""
     if not weights and not peer:
         return None
-    from ferbase.quiet import import_keras
+    from ferkit.backend import import_keras
 
     keras = import_keras()
     if weights:
-        from ferkit.inference import load_runs, predict_proba
+        from ferkit.infer import load_runs, predict_proba
 
         nets = [m for m, _ in load_runs([weights])]
         return lambda x: predict_proba(nets, x).argmax(1)

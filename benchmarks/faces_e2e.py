@@ -12,7 +12,6 @@ on scikit-learn's two sample photos. Then it runs predict.py's loop over it in t
 group, and prints pictures/s and faces/s with the share of each stage, in wall and process CPU
 seconds. Model loading and Python start-up are left out (about 5 s once per run of predict.py).
 """
-import argparse
 import os
 import sys
 import tempfile
@@ -22,7 +21,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ferbase.quiet import configure_tensorflow  # noqa: E402
+from ferkit.backend import configure_tensorflow  # noqa: E402
+from ferkit.cli import Parser, run_main  # noqa: E402
 
 REAL = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "fer2013", "public_test.csv.gz")
 
@@ -35,7 +35,7 @@ def build_folder(folder, count, size, seed=0):
     from sklearn.datasets import load_sample_images
 
     import data
-    from ferkit import media
+    from ferkit.faces import media
 
     if os.path.exists(REAL):
         faces, source = data.load_csv(REAL).images[:, :, :, 0], "FER2013 public_test"
@@ -55,7 +55,7 @@ def build_folder(folder, count, size, seed=0):
 
 def run(files, reader, group):
     """Seconds (wall, cpu) per stage over `files`, and the number of faces found."""
-    from ferkit import media
+    from ferkit.faces import media
 
     stages = {s: [0.0, 0.0] for s in ("decode", "detect", "classify")}
 
@@ -85,7 +85,7 @@ def cpu_name():
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = Parser(description=__doc__.split("\n\n")[0])
     p.add_argument("--pictures", type=int, default=48)
     p.add_argument("--size", default="640x480", help="WIDTHxHEIGHT of the photos")
     p.add_argument("--detector", choices=("mtcnn", "haar"))
@@ -93,8 +93,8 @@ def main(argv=None):
     p.add_argument("--tta", action="store_true")
     args = p.parse_args(argv)
     configure_tensorflow()  # before TensorFlow loads, as predict.py
-    from ferkit.faces import GROUP, FaceReader
-    from ferkit.media import list_images
+    from ferkit.faces.reader import GROUP, FaceReader
+    from ferkit.faces.media import list_images
 
     size = tuple(int(v) for v in args.size.lower().split("x"))
     with tempfile.TemporaryDirectory() as folder:
@@ -114,4 +114,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main(main))

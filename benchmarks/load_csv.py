@@ -19,6 +19,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 import data  # noqa: E402
+from ferkit.cli import Parser, run_main  # noqa: E402
 
 DEFAULT = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "fer2013", "train.csv.gz")
 
@@ -38,8 +39,10 @@ def timed(fn, repeat=1):
     return best, out
 
 
-def main():
-    path = sys.argv[1] if len(sys.argv) > 1 else DEFAULT
+def main(argv=None):
+    p = Parser(prog="load_csv.py", description=__doc__.split("\n\n")[0])
+    p.add_argument("csv", nargs="?", default=DEFAULT, help="labelled CSV to read (default: train.csv.gz)")
+    path = p.parse_args(argv).csv
     os.environ["FER_CACHE_DIR"] = tempfile.mkdtemp(prefix="fer-cache-")  # a cold cache for this run
     t_naive, (images, labels) = timed(lambda: naive(path))
     t_fast, fast = timed(lambda: data.load_csv(path, cache=False), repeat=3)
@@ -56,4 +59,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main(main))

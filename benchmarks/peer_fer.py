@@ -35,9 +35,9 @@ if ROOT not in sys.path:
 
 import numpy as np  # noqa: E402
 
-from ferbase.cli import run_main  # noqa: E402
-from ferbase.errors import FERError  # noqa: E402
-from ferbase.quiet import configure_tensorflow  # noqa: E402
+from ferkit.cli import Parser, run_main  # noqa: E402
+from ferkit.errors import FERError  # noqa: E402
+from ferkit.backend import configure_tensorflow  # noqa: E402
 
 DEFAULT_CSV = os.path.join(ROOT, "..", "shared", "data", "fer2013", "public_test.csv.gz")
 DEFAULT_ENSEMBLE = os.path.join(ROOT, "models", "pretrained", "ensemble")
@@ -50,7 +50,7 @@ PEER_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="peer_fer.py", description=__doc__.split("\n\n")[0],
+    p = Parser(prog="peer_fer.py", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("peer_model", help=f"the fer package's emotion_model.hdf5 ({GET_PEER})")
     p.add_argument("--csv", default=os.path.relpath(DEFAULT_CSV),
@@ -84,16 +84,16 @@ def benchmark(args):
         raise FERError(f"{args.csv}: no labels (label or emotion column); the benchmark needs a labelled "
                        "file such as public_test.csv.gz")
 
-    from ferbase.quiet import import_keras
+    from ferkit.backend import import_keras
 
     keras = import_keras()
-    import models
-    from ferkit.train import _hardware
+    from ferkit.runs.load import load_run
+    from ferkit.runs.folder import hardware
 
     from ferbase.runfile import members
 
     peer = load_peer(args.peer_model)
-    ours, info = models.load_run(args.weights)
+    ours, info = load_run(args.weights)
     size = tuple(peer.input_shape[1:3])
     results = {
         "fer (peer)": measure(peer, lambda x: peer_input(x, size), ds.images, args.batch_size, args.repeat,
@@ -106,7 +106,7 @@ def benchmark(args):
                                          args.batch_size, args.repeat)
     print(f"data: {args.csv}" + (f" (Usage {args.usage})" if args.usage else "")
           + f", {len(ds)} labelled faces (parsed in {parse_s:.1f} s, not in the rates below)")
-    print(f"machine: {_hardware()}; Keras {keras.__version__}, backend {keras.backend.backend()}, "
+    print(f"machine: {hardware()}; Keras {keras.__version__}, backend {keras.backend.backend()}, "
           f"batch {args.batch_size}, best of {args.repeat} passes")
     print(f"peer: {args.peer_model}: {peer.count_params():,} parameters, {size[0]}x{size[1]}x1 input in [-1, 1] "
           f"(48x48 faces resized as cv2.resize INTER_LINEAR, then (x/255 - 0.5) * 2)")

@@ -7,8 +7,8 @@
     python benchmarks/train_throughput.py --models cnn1 --precision mixed_bfloat16
     python benchmarks/train_throughput.py --models cnn1 --jit-compile true --no-augment
 
-For each model (measured by ferkit/throughput.py): training images/s through `model.fit` as
-ferkit/train.py calls it (uint8 numpy arrays, Adam, categorical cross-entropy, the default
+For each model (measured by ferkit/train/throughput.py): training images/s through `model.fit` as
+ferkit/train/loop.py calls it (uint8 numpy arrays, Adam, categorical cross-entropy, the default
 augmentation layer and preprocessing (per-image standardization) inside the model unless told
 otherwise), one whole fit of --steps batches after a warm-up fit; inference images/s through
 `model.predict`; forward FLOPs per image counted analytically from the layer
@@ -30,25 +30,26 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)  # run as `python benchmarks/train_throughput.py`: the packages live one level up
 
-from ferbase.outputs import write_json  # noqa: E402
-from ferbase.quiet import configure_tensorflow  # noqa: E402
+from ferkit.files import write_json  # noqa: E402
+from ferkit.backend import configure_tensorflow  # noqa: E402
+from ferkit.cli import Parser, run_main  # noqa: E402
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    p = Parser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--models", default=None, help="comma-separated model names (default: all registered)")
-    p.add_argument("--batch-size", type=int, default=64, help="training batch (ferkit/train.py's default)")
+    p.add_argument("--batch-size", type=int, default=64, help="training batch (ferkit/train/loop.py's default)")
     p.add_argument("--infer-batch-size", type=int, default=256, help="inference batch (predict.py's default)")
     p.add_argument("--precision", choices=["float32", "mixed_bfloat16"], default="float32")
     p.add_argument("--steps", type=int, default=30, help="timed training steps per model")
     p.add_argument("--warmup", type=int, default=3, help="untimed training steps first (tracing, allocation)")
     p.add_argument("--no-augment", dest="augment", action="store_false",
-                   help="train without the augmentation layer (default: with it, as ferkit/train.py)")
+                   help="train without the augmentation layer (default: with it, as ferkit/train/loop.py)")
     p.add_argument("--no-standardize", dest="standardize", action="store_false",
-                   help="no per-image standardization (ferkit/train.py's default has it)")
+                   help="no per-image standardization (ferkit/train/loop.py's default has it)")
     p.add_argument("--jit-compile", choices=["auto", "true", "false"], default="auto",
-                   help="model.compile(jit_compile=...); 'auto' is what ferkit/train.py uses")
+                   help="model.compile(jit_compile=...); 'auto' is what ferkit/train/loop.py uses")
     p.add_argument("--threads", type=int, default=0,
                    help="threads for every framework: TF intra- and inter-op, torch, JAX's XLA (0: their defaults); "
                         "--threads 1 with the img/CPU-s columns gives figures a busy machine does not distort")
@@ -182,7 +183,7 @@ def main(argv=None):
         return 0
     configure_tensorflow()  # as the training scripts: before TensorFlow loads
     keras = _configure(args)
-    from ferkit import throughput
+    from ferkit.train import throughput
 
     import models
 
@@ -217,7 +218,7 @@ def _configure(args):
         if args.threads == 1:  # JAX reads this when it loads
             os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
                                        " intra_op_parallelism_threads=1").strip()
-    from ferbase.quiet import import_keras
+    from ferkit.backend import import_keras
 
     keras = import_keras()
     backend = keras.backend.backend()
@@ -300,4 +301,4 @@ def _torch_row(args, rows, peak):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from ferbase.quiet import import_keras
+from ferkit.backend import import_keras
 
 keras = import_keras()
 
@@ -59,7 +59,7 @@ class MixedBatches(keras.utils.PyDataset):
 
     def set_epoch(self, epoch):
         """Serve epoch `epoch` (from 0): its order and mixing depend on (seed, epoch) alone, so a
-        resumed run (ferkit/train.py calls this at every epoch start) gets an uninterrupted run's batches."""
+        resumed run (ferkit/train/loop.py calls this at every epoch start) gets an uninterrupted run's batches."""
         self.epoch = epoch
         self._order = self._shuffle()
 

@@ -1,11 +1,16 @@
-"""The toolkit's upper layer: the one training routine (train.py; its command line, train_cli.py;
-run folders, train_run.py; callbacks.py), inference (inference.py: TTA, ensembles), explanation
-methods (explain.py), what the analysis scripts share (evaluate.py: accuracy, confusion, example
-faces and their maps; preflight.py: their checks before TensorFlow), figures (figures.py), the
-pages of report.pdf (report.py), the report's experiment plan and table (experiments.py), speed
-measurements (throughput.py), and faces in photos and videos (faces.py: detection, FER-style
-crops, the FaceReader API; media.py: reading pictures and videos, annotated copies).
+"""The toolkit, grouped by feature (README, "Layout"):
 
-It builds on `ferbase` (errors, atomic files, CLI), `data` and `models`; scripts build on it.
-Nothing here changes the process on import: scripts call ferbase.quiet.configure_tensorflow().
+    errors.py, files.py, backend.py   the base: FERError, atomic writes and the outputs guard, the
+                                      one quiet Keras import; they import nothing else of ours, so
+                                      data/ and models/ build on them
+    cli.py      how every script ends (one-line errors, exit 2) and shared option types
+    runs/       the run folder: names, the folder training writes, the loader
+    train/      the command line (config), the routine (loop), callbacks, distillation, throughput
+    infer.py    predictions: uint8 faces in, probabilities out; TTA, ensembles
+    explain.py  explanation methods (saliency, Grad-CAM, IG, filters)
+    faces/      faces in photos and videos (reader, media)
+    report/     evaluation, figures, report pages, the experiment plan
+
+Layers: ferkit's base -> data -> models -> the rest of ferkit -> scripts. Nothing here changes
+the process on import: scripts call ferkit.backend.configure_tensorflow().
 """

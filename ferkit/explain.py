@@ -9,7 +9,7 @@
     pats = explain.filter_patterns(model, "conv2d_3", filters=16)
     fmap = explain.feature_maps(model, "conv2d_3", image)       # (h, w, channels)
 
-`model` is any network from models.build_model / models.load_run: uint8-valued (N, 48, 48, 1)
+`model` is any network from models.build_model / ferkit.runs.load.load_run: uint8-valued (N, 48, 48, 1)
 input, a Dense layer named "logits" and then the softmax "probs". Class scores are taken before
 the softmax (Simonyan et al. 2013), and every layer runs in inference mode (BatchNorm uses its
 moving statistics, Dropout and augmentation are off).
@@ -35,7 +35,7 @@ requires before it hands out an array).
 On CPUs with AVX-512, TensorFlow 2.21's oneDNN kernels corrupt the heap when they take the input
 gradient through small strided convolutions (a width-8 fernet crashed every vanilla-gradient run
 on a 2-core AVX-512 EPYC; the plain kernels ran clean), so the explanation scripts call
-ferbase.quiet.configure_tensorflow(input_gradients=True) before TensorFlow loads; training keeps them.
+ferkit.backend.configure_tensorflow(input_gradients=True) before TensorFlow loads; training keeps them.
 """
 import dataclasses
 import functools
@@ -43,14 +43,13 @@ import inspect
 
 import numpy as np
 
-from ferbase.errors import FERError
-from ferbase.quiet import import_keras
+from data import IMAGE_SIZE, NUM_CLASSES
+from ferkit.backend import import_keras
+from ferkit.errors import FERError
 
 keras = import_keras()  # TensorFlow's start-up notices stay off stderr
 ops = keras.ops
 
-IMAGE_SIZE = 48
-NUM_CLASSES = 7
 VALUE_RANGE = 255.0
 GRADCAM_MIN_SIZE = 6  # Grad-CAM layer: the last feature map not coarser than this
 MAPS_MIN_SIZE = 24  # feature maps shown by default: the last layer whose maps are still this fine

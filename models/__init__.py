@@ -12,8 +12,7 @@ not change parameter counts or saved weights. The last two layers are always `lo
 take class scores before the softmax.
 """
 from .registry import (DEFAULT_PREPROCESS, INPUT_SHAPE, NUM_CLASSES, available, build_model,  # noqa: F401
-                       keras, options_of, register)
+                       check_options, keras, options_of, register)
 
-# The networks register themselves on import; then the run-folder loader, which builds them.
+# The networks register themselves on import.
 from . import compact, report, vgg  # noqa: E402,F401
-from .runs import load_run  # noqa: E402,F401

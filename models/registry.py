@@ -2,17 +2,17 @@
 and the logits/probs head around them. See models/__init__.py."""
 import inspect
 
-from ferbase.quiet import import_keras
+from ferkit.backend import import_keras
 
 keras = import_keras()  # TensorFlow's start-up notices stay off stderr, which is for errors
 
-from ferbase.errors import FERError  # noqa: E402
+from data import IMAGE_SIZE, NUM_CLASSES  # noqa: E402
+from ferkit.errors import FERError  # noqa: E402
 
 from .augment import augmentation  # noqa: E402
 from .preprocess import Standardize  # noqa: E402
 
-INPUT_SHAPE = (48, 48, 1)
-NUM_CLASSES = 7
+INPUT_SHAPE = (IMAGE_SIZE, IMAGE_SIZE, 1)
 _REGISTRY = {}
 
 
@@ -34,6 +34,24 @@ def options_of(name):
     """The options a model accepts, with their defaults."""
     fn = _get(name)
     return {p.name: p.default for p in list(inspect.signature(fn).parameters.values())[1:]}
+
+
+def check_options(name, options):
+    """Each --option must be one the model takes, of the kind of its default (width=abc is not an int)."""
+    known = options_of(name)
+    for key, value in options.items():
+        if key not in known:
+            raise FERError(f"--option {key}={value}: model {name} has no option {key} "
+                           f"(it takes: {', '.join(known) or 'none'})")
+        default = known[key]
+        kinds = {bool: (bool,), int: (int,), float: (int, float), str: (str,)}.get(type(default))
+        if kinds and not (isinstance(value, kinds) and (type(default) is bool or not isinstance(value, bool))):
+            raise FERError(f"--option {key}={value}: model {name} expects {_kind(default)} "
+                           f"for {key} (its default is {default!r})")
+
+
+def _kind(value):
+    return {bool: "True or False", int: "an integer", float: "a number", str: "a string"}[type(value)]
 
 
 PREPROCESS_KEYS = ("standardize",)

@@ -16,15 +16,15 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)  # run as `python scripts/bundle_pretrained.py`: the packages live one level up
 
-from ferbase.atomic import atomic_path  # noqa: E402
-from ferbase.cli import run_main  # noqa: E402
-from ferbase.errors import FERError  # noqa: E402
-from ferbase.outputs import write_json  # noqa: E402
+from ferkit.files import atomic_path  # noqa: E402
+from ferkit.cli import Parser, run_main  # noqa: E402
+from ferkit.errors import FERError  # noqa: E402
+from ferkit.files import write_json  # noqa: E402
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="bundle_pretrained.py", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = Parser(prog="bundle_pretrained.py", description=__doc__.split("\n\n")[0],
+               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("run_dir", help="a finished run folder (run.json, best.weights.h5, history.csv)")
     p.add_argument("--name", required=True, help="folder name under models/pretrained/ (letters, digits, - _ .)")
     p.add_argument("--check-csv", metavar="CSV", help="labelled CSV: compare float16 and float32 predictions on it")
@@ -37,7 +37,7 @@ def main(argv=None):
 
 def bundle(args):
     # Keras loads here, after the arguments are checked, so --help and mistakes answer at once.
-    from models import runs
+    from ferkit.runs import load as runs
 
     info = _checked(args, runs)
     check = _labelled(args.check_csv) if args.check_csv else None
@@ -57,6 +57,7 @@ def bundle(args):
 
 def _checked(args, runs):
     """The run's info, ready to bundle; FERError (one line) for anything that would not load."""
+    from ferkit.runs import legacy
     from models.registry import PREPROCESS_KEYS
 
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", args.name) or args.name in (".", ".."):
@@ -74,7 +75,7 @@ def _checked(args, runs):
     for key in retired:  # switched off (0) in this run: leave no trace of options that are gone
         preprocess.pop(key)
         (info.get("args") or {}).pop(key, None)
-    info.pop("cli_args", None)  # an older copy of "args"
+    legacy.drop_old_entries(info)
     return info
 
 
@@ -114,7 +115,7 @@ def compare(float32_run, float16_run, ds):
     """Accuracy of both weight files on a labelled data set, and how often they agree."""
     import numpy as np
 
-    from models import load_run
+    from ferkit.runs.load import load_run
 
     p32, p16 = (load_run(run)[0].predict(ds.images, batch_size=256, verbose=0).argmax(1)
                 for run in (float32_run, float16_run))

@@ -10,7 +10,7 @@ Every run is `train_cnn.py`/`train_dnn.py` with the same wall-time budget (--tim
 cosine schedule runs over time), the training defaults, and public_test for validation. The CPU
 plan is cnn1, cnn1 without BatchNorm, cnn1 without augmentation, the DNN of cnn1's size with and
 without augmentation, and fernet; when Keras sees a GPU, cnn2, cnn3, cnn3's two ablations and
-the DNN of cnn3's size join it (ferkit/experiments.py). Run folders go to --runs; after each run
+the DNN of cnn3's size join it (ferkit/report/experiments.py). Run folders go to --runs; after each run
 its run.json and history.csv (not the weights) are copied to --docs/<name>/ and
 --docs/results.md is rewritten. Rerunning the same command skips finished runs and resumes
 unfinished ones (--resume), so an interrupted plan continues where it stopped.
@@ -31,10 +31,11 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)  # run as `python scripts/run_experiments.py`: the packages live one level up
 
-from ferbase.cli import positive_float, positive_int, run_main  # noqa: E402
-from ferbase.errors import FERError  # noqa: E402
-from ferbase.outputs import open_output, write_json  # noqa: E402
-from ferkit import experiments  # noqa: E402
+from ferkit.cli import Parser, positive_float, positive_int, run_main  # noqa: E402
+from ferkit.errors import FERError  # noqa: E402
+from ferkit.files import open_output, write_json  # noqa: E402
+from ferkit.report import experiments  # noqa: E402
+from ferkit.runs.layout import HISTORY_FILE, RUN_FILE  # noqa: E402
 
 DATA = os.path.join("..", "shared", "data", "fer2013")
 # Asked in a child process: under JAX, listing the devices claims most of the GPU's memory for
@@ -49,8 +50,8 @@ print(json.dumps({"backend": keras.backend.backend(), "devices": devices}))"""
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="run_experiments.py", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = Parser(prog="run_experiments.py", description=__doc__.split("\n\n")[0],
+               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--train", default=os.path.join(DATA, "train.csv.gz"), metavar="CSV", help="training CSV")
     p.add_argument("--val", default=os.path.join(DATA, "public_test.csv.gz"), metavar="CSV",
                    help="validation CSV: chooses each run's best epoch and gives the table's accuracies")
@@ -224,7 +225,7 @@ def command(e, args, resume=False):
 
 def _status(run_dir):
     try:
-        with open(os.path.join(ROOT, run_dir, "run.json")) as f:
+        with open(os.path.join(ROOT, run_dir, RUN_FILE)) as f:
             return json.load(f).get("status")
     except (OSError, ValueError):
         return None
@@ -278,7 +279,7 @@ def _one_line(run_dir, log):
 def _keep(e, args):
     """run.json (with how this runner started it) and history.csv into docs/<name>/; no weights."""
     src, dest = os.path.join(ROOT, args.runs, e.name), os.path.join(ROOT, args.docs, e.name)
-    with open(os.path.join(src, "run.json")) as f:
+    with open(os.path.join(src, RUN_FILE)) as f:
         info = json.load(f)
     try:
         with open(src + ".json") as f:
@@ -286,9 +287,9 @@ def _keep(e, args):
     except (OSError, ValueError):  # started by hand: the command this runner would use
         started = {"command": shlex.join(command(e, args)), "accelerator": None}
     info["experiment"] = {"name": e.name, **started}
-    write_json(os.path.join(dest, "run.json"), info)
-    with open(os.path.join(src, "history.csv"), newline="") as fin, \
-            open_output(os.path.join(dest, "history.csv"), "w", newline="") as fout:
+    write_json(os.path.join(dest, RUN_FILE), info)
+    with open(os.path.join(src, HISTORY_FILE), newline="") as fin, \
+            open_output(os.path.join(dest, HISTORY_FILE), "w", newline="") as fout:
         shutil.copyfileobj(fin, fout)
 
 

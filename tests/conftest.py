@@ -10,7 +10,7 @@ sys.path.insert(0, ROOT)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # One process runs training and explanations alike, so the whole suite takes the explanation
 # scripts' setting (oneDNN input gradients crash on AVX-512 CPUs); before TensorFlow loads.
-from ferbase.quiet import configure_tensorflow  # noqa: E402
+from ferkit.backend import configure_tensorflow  # noqa: E402
 
 configure_tensorflow(input_gradients=True)
 

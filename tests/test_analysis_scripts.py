@@ -166,7 +166,7 @@ def _inside(box, page):
 def test_saliency_figure_title_is_clear_of_the_headers_and_inside_the_page(faces, methods):
     """With the default 2 faces per class (14 rows) the title used to run into the column
     headers; with one method it was clipped on both sides."""
-    from ferkit import figures
+    from ferkit.report import figures
 
     rng = np.random.default_rng(0)
     imgs = rng.integers(0, 255, (faces, 48, 48, 1))
@@ -191,7 +191,7 @@ def test_saliency_target_true_needs_labels(trained_run, synthetic_csvs, tmp_path
 
 
 def test_saliency_example_choice_mixes_right_and_wrong():
-    from ferkit.evaluate import pick_examples
+    from ferkit.report.evaluate import pick_examples
 
     labels = np.array([0] * 6 + [1] * 3)
     pred = np.array([0, 0, 0, 1, 1, 1, 1, 1, 1])
@@ -207,7 +207,7 @@ def test_saliency_example_choice_mixes_right_and_wrong():
 
 def test_filter_vis_script(trained_run, synthetic_csvs, tmp_path, capsys):
     from ferkit import explain
-    from models import load_run
+    from ferkit.runs.load import load_run
 
     out = tmp_path / "f.png"
     rc = filter_vis.main(["--weights", str(trained_run), "--filters", "4", "--steps", "8",
@@ -223,7 +223,7 @@ def test_filter_vis_script(trained_run, synthetic_csvs, tmp_path, capsys):
 
 
 def test_feature_maps_share_one_scale_with_a_colorbar():
-    from ferkit import figures
+    from ferkit.report import figures
 
     maps = np.random.default_rng(0).random((24, 24, 8)).astype(np.float32) * np.arange(1, 9)  # map 7 brightest
     fig = figures.feature_maps_figure(np.zeros((48, 48)), maps, "layer_x")

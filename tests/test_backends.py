@@ -69,7 +69,7 @@ import filter_vis
 import saliency
 from data import synthetic
 from ferkit import explain
-from models import load_run
+from ferkit.runs.load import load_run
 
 assert keras.backend.backend() == "torch", keras.backend.backend()
 run_dir, csv, out = sys.argv[1:4]
@@ -119,7 +119,7 @@ def test_every_model_trains_one_step_under_the_torch_backend():
 def test_weights_trained_under_torch_load_under_tensorflow(tmp_path):
     from data import synthetic
     import models
-    from models import runs
+    from ferkit.runs import load as runs
 
     weights, probs = tmp_path / "fernet.weights.h5", tmp_path / "probs.npy"
     _run_torch(SAVE_SCRIPT, str(weights), str(probs))
@@ -133,7 +133,7 @@ def test_weights_trained_under_torch_load_under_tensorflow(tmp_path):
 def test_explanations_and_their_scripts_run_under_torch_with_tensorflows_maps(trained_run, synthetic_csvs, tmp_path):
     from data import synthetic
     from ferkit import explain
-    from models import load_run
+    from ferkit.runs.load import load_run
 
     script = EXPLAIN_SCRIPT.replace("EXPLAIN_CASES", repr(EXPLAIN_CASES))
     _run_torch(script, str(trained_run), str(synthetic_csvs["val"]), str(tmp_path))

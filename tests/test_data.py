@@ -8,7 +8,7 @@ import pytest
 
 import data
 from data import synthetic
-from ferbase.errors import FERError
+from ferkit.errors import FERError
 from tests.conftest import real_data
 
 

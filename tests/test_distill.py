@@ -8,7 +8,7 @@ import pytest
 
 import data
 import train_cnn
-from ferkit import distill
+from ferkit.train import distill
 from models import keras
 
 

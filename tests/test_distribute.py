@@ -68,7 +68,7 @@ def test_tensorflow_mirrored_over_two_logical_cpus(tmp_path):
     # ... and the weights saved under the strategy are that epoch's: loaded into a plain
     # (undistributed) model, they score exactly the recorded accuracy on the validation faces.
     check = subprocess.run(
-        [sys.executable, "-c", "import sys, data; from models import load_run; m, i = load_run(sys.argv[1]); "
+        [sys.executable, "-c", "import sys, data; from ferkit.runs.load import load_run; m, i = load_run(sys.argv[1]); "
                                "ds = data.load_csv(sys.argv[2], cache=False); "
                                "print(m.count_params() == i['params'], "
                                "(m.predict(ds.images, verbose=0).argmax(1) == ds.labels).sum())",

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from ferkit import experiments
+from ferkit.report import experiments
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _spec = importlib.util.spec_from_file_location("run_experiments", os.path.join(ROOT, "scripts", "run_experiments.py"))
@@ -120,7 +120,7 @@ def test_more_jobs_than_cores_is_one_line(capsys):
 
 
 def test_a_last_epoch_cut_short_by_the_budget_is_recognized():
-    from ferkit.figures import cut_short_last_epoch
+    from ferkit.report.figures import cut_short_last_epoch
 
     rows = lambda secs: [{"epoch": str(i + 1), "seconds": str(s)} for i, s in enumerate(secs)]
     assert cut_short_last_epoch(rows([10, 20, 30, 32]))       # 2 s against 10 s epochs: a few batches
@@ -132,7 +132,7 @@ def test_a_last_epoch_cut_short_by_the_budget_is_recognized():
 
 
 def test_a_run_at_another_learning_rate_is_not_given_the_reports_figure():
-    from ferkit import report
+    from ferkit.report import pages as report
 
     info = {"model": "cnn3", "options": {"batchnorm": False}, "augment": {}, "args": {"lr": 1e-4}}
     what, published = report.describe(info)
@@ -144,7 +144,7 @@ def test_a_run_at_another_learning_rate_is_not_given_the_reports_figure():
 def test_text_too_long_for_a_page_continues_on_the_next_without_splitting_a_line():
     import matplotlib.pyplot as plt
 
-    from ferkit import figures
+    from ferkit.report import figures
 
     lines = ["word " * 30] * 40  # each wraps to two printed lines: 80 lines, 45 fit on a page at 8 pt
     pages = figures.text_pages(lines, "How this report was made", fontsize=8, width=100)

@@ -8,7 +8,7 @@ keras = pytest.importorskip("keras")
 
 from data import synthetic  # noqa: E402
 from ferkit import explain  # noqa: E402
-from ferbase.errors import FERError  # noqa: E402
+from ferkit.errors import FERError  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Expressions in photos, folders and videos (ferkit.faces, ferkit.media, predict.py on pictures):
+"""Expressions in photos, folders and videos (ferkit.faces, ferkit.faces.media, predict.py on pictures):
 faces found where they are, labelled as predict.py labels the same faces given as CSV rows, one
 row per face per sampled video frame, annotated copies, the README's API example, and one-line
 errors for bad input. Pictures are made here from what packages ship (matplotlib's grace_hopper.jpg,
@@ -20,8 +20,8 @@ from sklearn.datasets import load_sample_images
 
 import predict
 from data import synthetic
-from ferkit import media
-from models import runs
+from ferkit.faces import media
+from ferkit.runs import load as runs
 from tests.conftest import ROOT, real_data
 
 BUNDLED = os.path.dirname(sorted(glob.glob(os.path.join(runs.PRETRAINED_DIR, "*", runs.RUN_FILE)))[0])
@@ -71,7 +71,7 @@ def run_predict(args, capsys):
 
 @pytest.fixture(scope="module")
 def reader():
-    from ferkit.faces import FaceReader
+    from ferkit.faces.reader import FaceReader
 
     return FaceReader(BUNDLED)
 
@@ -103,7 +103,7 @@ def test_faces_pasted_at_known_places_are_found_there(reader):
 
 
 def test_haar_detector_finds_her_face_too():
-    from ferkit.faces import Detector
+    from ferkit.faces.reader import Detector
 
     boxes = Detector("haar")(hopper())
     assert len(boxes) == 1 and matched(boxes[:, :4], [HOPPER_FACE]) == [0]

@@ -1,4 +1,4 @@
-"""ferkit.inference.predict_proba takes what a Python user hands it (floats in 0..1, one (48, 48)
+"""ferkit.infer.predict_proba takes what a Python user hands it (floats in 0..1, one (48, 48)
 face, RGB, other sizes) or says in one line what it expects. An untrained tiny model suffices:
 the same input must give the same probabilities however it is spelled."""
 import numpy as np
@@ -6,8 +6,8 @@ import pytest
 
 import models
 from data import synthetic
-from ferbase.errors import FERError
-from ferkit.inference import as_model_input, predict_proba
+from ferkit.errors import FERError
+from ferkit.infer import as_model_input, predict_proba
 
 
 @pytest.fixture(scope="module")

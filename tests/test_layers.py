@@ -1,6 +1,7 @@
-"""The layering of the code (README, ferbase/__init__.py): imports go one way only,
+"""The layering of the code (README, ferkit/__init__.py): imports go one way only,
 
-    ferbase  ->  data, models  ->  ferkit  ->  scripts (top-level *.py, scripts/, benchmarks/)
+    ferkit's base (errors, files, backend)  ->  data  ->  models  ->  the rest of ferkit
+        ->  scripts (top-level *.py, scripts/, benchmarks/)
 
 never upward, never in a cycle, never from one script to another, and importing a module
 changes nothing in the process (no environment variables or TensorFlow settings on import).
@@ -15,7 +16,20 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LAYER = {"ferbase": 0, "data": 1, "models": 1, "ferkit": 2}  # a package imports only lower layers
+# A group of modules imports only from its own group and lower layers. ferkit's base modules
+# import nothing of ours but each other; the package `ferkit` itself (an import-free __init__)
+# counts as base, every other ferkit module as "ferkit".
+BASE_MODULES = ["ferkit", "ferkit.errors", "ferkit.files", "ferkit.backend"]
+LAYER = {"base": 0, "data": 1, "models": 2, "ferkit": 3}
+
+
+def group(module):
+    """The group of one of our modules; None for scripts and other people's modules."""
+    if module in BASE_MODULES or any(module.startswith(b + ".") for b in BASE_MODULES[1:]):
+        return "base"
+    top = module.split(".")[0]
+    return top if top in LAYER else None
+
 SCRIPT_DIRS = ("scripts", "benchmarks")
 SKIP_DIRS = {".venv", "tests", "runs", "__pycache__", ".git", "node_modules"}
 
@@ -32,7 +46,7 @@ def _module_name(path):
 
 
 FILES = {_module_name(p): p for p in _python_files()}
-PACKAGE_MODULES = {m for m in FILES if m.split(".")[0] in LAYER}
+PACKAGE_MODULES = {m for m in FILES if group(m)}
 SCRIPTS = {m for m in FILES if m not in PACKAGE_MODULES}
 # a script is imported by its file name (a top-level script, or a sibling put on sys.path)
 SCRIPT_NAMES = SCRIPTS | {m.split(".")[-1] for m in SCRIPTS}
@@ -47,27 +61,31 @@ SCRIPT_NAMES = SCRIPTS | {m.split(".")[-1] for m in SCRIPTS}
 IMPORT_LAYERS = """
 import importlib, json, pkgutil, sys
 loaded = {}
-for pkg in %r:
+for name, modules in %r:
     before = set(sys.modules)
-    for m in [pkg] + [m.name for m in pkgutil.walk_packages(importlib.import_module(pkg).__path__, pkg + ".")]:
-        importlib.import_module(m)
-    loaded[pkg] = sorted(set(sys.modules) - before)
+    for pkg in modules:
+        found = importlib.import_module(pkg)
+        if name != "base" and hasattr(found, "__path__"):
+            for m in pkgutil.walk_packages(found.__path__, pkg + "."):
+                importlib.import_module(m.name)
+    loaded[name] = sorted(set(sys.modules) - before)
 print(json.dumps(loaded))
 """
 
 
 def test_importing_a_package_loads_nothing_above_it():
-    order = sorted(LAYER, key=LAYER.get)
-    proc = subprocess.run([sys.executable, "-c", IMPORT_LAYERS % order], cwd=ROOT, capture_output=True, text=True,
+    steps = [("base", BASE_MODULES), ("data", ["data"]), ("models", ["models"]), ("ferkit", ["ferkit"])]
+    proc = subprocess.run([sys.executable, "-c", IMPORT_LAYERS % steps], cwd=ROOT, capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "3"}, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     loaded = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert "ferkit.train" in loaded["ferkit"] and "models.registry" in loaded["models"]  # it did import them
-    for pkg, modules in loaded.items():
-        above = sorted(m for m in modules if m.split(".")[0] in LAYER and m.split(".")[0] != pkg)
-        assert not above, f"importing {pkg} loads {above}"
+    assert "ferkit.files" in loaded["base"] and "data" in loaded["data"]  # it did import them
+    assert "models.registry" in loaded["models"] and "ferkit.train.loop" in loaded["ferkit"]
+    for name, modules in loaded.items():
+        above = sorted(m for m in modules if group(m) and LAYER[group(m)] > LAYER[name])
+        assert not above, f"importing {name} loads {above}"
         scripts = sorted(set(modules) & SCRIPT_NAMES)
-        assert not scripts, f"importing {pkg} loads the scripts {scripts}"
+        assert not scripts, f"importing {name} loads the scripts {scripts}"
 
 
 # ---------------------------------------------------------------- what the source says
@@ -91,13 +109,13 @@ def _imports(module):
 
 
 def _violations(module):
-    mine = module.split(".")[0]
+    mine = group(module)
     where = os.path.relpath(FILES[module], ROOT)
     for line, target in _imports(module):
-        top = target.split(".")[0]
+        top, theirs = target.split(".")[0], group(target)
         if target in SCRIPT_NAMES or top in SCRIPT_DIRS:
             yield f"{where}:{line} imports the script {target}"
-        elif mine in LAYER and top in LAYER and top != mine and LAYER[top] >= LAYER[mine]:
+        elif mine and theirs and theirs != mine and LAYER[theirs] >= LAYER[mine]:
             yield f"{where}:{line} imports {target}, which is not below {mine}"
 
 
@@ -193,7 +211,7 @@ def test_no_module_changes_the_process_on_import():
 @pytest.mark.parametrize("source,problem", [
     ("import os\nos.environ['TF_ENABLE_ONEDNN_OPTS'] = '0'\n", "sets os.environ['TF_ENABLE_ONEDNN_OPTS']"),
     ("import os\nos.environ.setdefault('A', '1')\n", "calls os.environ.setdefault()"),
-    ("from ferbase.quiet import configure_tensorflow\nconfigure_tensorflow()\n", "calls configure_tensorflow()"),
+    ("from ferkit.backend import configure_tensorflow\nconfigure_tensorflow()\n", "calls configure_tensorflow()"),
     ("import os\ntry:\n    import x\nexcept ImportError:\n    os.putenv('A', '1')\n", "calls os.putenv()"),
 ])
 def test_the_side_effect_check_catches_what_it_should(tmp_path, monkeypatch, source, problem):
@@ -210,7 +228,28 @@ def test_the_side_effect_check_catches_what_it_should(tmp_path, monkeypatch, sou
 
 def test_the_import_checks_catch_an_upward_import_and_a_script_import(tmp_path, monkeypatch):
     path = tmp_path / "probe.py"
-    path.write_text("def f():\n    from ferkit import train\n    import train_cnn\n")
+    path.write_text("def f():\n    from ferkit.train import loop\n    import train_cnn\n    import data\n"
+                    "    from ferkit import files\n")
     monkeypatch.setitem(FILES, "models.probe", str(path))
     assert [v.split(" ", 1)[1] for v in _violations("models.probe")] == [
-        "imports ferkit.train, which is not below models", "imports the script train_cnn"]
+        "imports ferkit.train.loop, which is not below models", "imports the script train_cnn"]
+    monkeypatch.setitem(FILES, "data.probe", str(path))  # data is below models; ferkit's base below both
+    assert [v.split(" ", 1)[1] for v in _violations("data.probe")] == [
+        "imports ferkit.train.loop, which is not below data", "imports the script train_cnn"]
+    path.write_text("import data\nimport models\n")
+    monkeypatch.setitem(FILES, "ferkit.errors_probe", str(path))  # only the listed base modules are base
+    assert list(_violations("ferkit.errors_probe")) == []
+    monkeypatch.setitem(FILES, "ferkit.files.probe", str(path))
+    assert [v.split(" ", 1)[1] for v in _violations("ferkit.files.probe")] == [
+        "imports data, which is not below base", "imports models, which is not below base"]
+
+
+def test_the_cycle_check_catches_a_cycle(tmp_path, monkeypatch):
+    a, b = tmp_path / "a.py", tmp_path / "b.py"
+    a.write_text("from ferkit.report import b\n")
+    b.write_text("def f():\n    from ferkit.report import a\n")
+    monkeypatch.setitem(FILES, "ferkit.report.a", str(a))
+    monkeypatch.setitem(FILES, "ferkit.report.b", str(b))
+    monkeypatch.setattr(sys.modules[__name__], "PACKAGE_MODULES", PACKAGE_MODULES | {"ferkit.report.a", "ferkit.report.b"})
+    with pytest.raises(AssertionError, match="import cycles"):
+        test_no_import_cycle_between_modules()

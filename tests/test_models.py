@@ -4,7 +4,7 @@ import keras
 import pytest
 
 import models
-from ferbase.errors import FERError
+from ferkit.errors import FERError
 
 REPORT_PARAMS = {"cnn1": 2_659_851, "cnn2": 39_782_273, "cnn3": 16_326_603}
 
@@ -109,7 +109,7 @@ def test_a_run_trained_with_the_retired_blur_preprocessing_is_refused_in_one_lin
     # weights into today's would silently change its answers.
     import json
 
-    from models import runs
+    from ferkit.runs import load as runs
 
     run = tmp_path / "old"
     run.mkdir()

@@ -1,12 +1,12 @@
-"""ferbase.outputs: outputs never replace an input, never appear half-written, and OS errors are
+"""ferkit.files: outputs never replace an input, never appear half-written, and OS errors are
 one line naming the path. No TensorFlow here: these checks run before it loads."""
 import errno
 import os
 
 import pytest
 
-from ferbase import outputs
-from ferbase.errors import FERError
+from ferkit import files as outputs
+from ferkit.errors import FERError
 
 
 def _write(path, text="keep me\n"):

@@ -11,7 +11,7 @@ import pytest
 import models
 from benchmarks import peer_fer
 from data import synthetic
-from models import runs
+from ferkit.runs import load as runs
 
 
 def test_resize_gives_the_pixels_opencv_gives():

@@ -1,4 +1,4 @@
-"""models.runs: checksums of saved weights, one-line errors for damaged or foreign weights, and
+"""ferkit.runs.load: checksums of saved weights, one-line errors for damaged or foreign weights, and
 which run scripts use when none is named."""
 import json
 import os
@@ -10,8 +10,8 @@ import h5py
 import pytest
 
 import models
-from ferbase.errors import FERError
-from models import runs
+from ferkit.errors import FERError
+from ferkit.runs import load as runs
 
 
 def copy_run(trained_run, tmp_path, name="run", **changes):

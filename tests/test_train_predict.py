@@ -34,7 +34,7 @@ def test_training_writes_a_complete_run_folder_and_learns(trained_run):
     # It learned the synthetic task (chance is 1/7): loss falls, accuracy ends far above chance.
     assert float(history[-1]["loss"]) < float(history[0]["loss"]) / 5
     assert float(history[-1]["accuracy"]) > 0.95 and info["val_accuracy"] > 0.9
-    from models import runs
+    from ferkit.runs import load as runs
 
     assert info["weights_sha256"] == runs.file_sha256(trained_run / "best.weights.h5")
 
@@ -157,7 +157,7 @@ def test_weights_of_another_model_are_refused(trained_run, synthetic_csvs, tmp_p
 
 
 def test_no_run_anywhere_is_a_clear_message(synthetic_csvs, tmp_path, monkeypatch, capsys):
-    from models import runs
+    from ferkit.runs import load as runs
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(runs, "PRETRAINED_DIR", str(tmp_path / "none"))
@@ -169,7 +169,8 @@ def test_ema_keeps_the_averaged_weights_it_validated(synthetic_csvs, tmp_path):
     """With --ema the saved best weights are the averaged ones that validation scored: loading them
     reproduces the logged val_loss (the raw weights, saved by a misordered callback, would not)."""
     import data
-    from models import keras, runs
+    from ferkit.runs import load as runs
+    from models import keras
 
     out = tmp_path / "ema"
     assert train_cnn.main([str(synthetic_csvs["train"]), "--model", "fernet", "--option", "width=4",
@@ -189,7 +190,7 @@ def test_ema_momentum_must_be_below_one(synthetic_csvs, tmp_path, capsys):
 
 
 def test_hardware_names_cpu_model_and_vector_width(tmp_path):
-    from ferkit.train_run import hardware as _hardware
+    from ferkit.runs.folder import hardware as _hardware
 
     info = tmp_path / "cpuinfo"
     info.write_text("processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse2 avx2 avx512f\n")

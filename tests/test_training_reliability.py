@@ -107,7 +107,7 @@ def test_train_dnn_offers_no_model_choice(capsys):
     (["--epochs", "two"], "argument --epochs: invalid int value: 'two'"),
 ])
 def test_bad_options_are_one_line_before_anything_loads(extra, message, small_csvs, tmp_path, capsys, monkeypatch):
-    monkeypatch.setitem(sys.modules, "ferkit.train", None)  # importing the training routine would fail the test
+    monkeypatch.setitem(sys.modules, "ferkit.train.loop", None)  # importing the training routine would fail the test
     train, _ = small_csvs
     assert train_cnn.main([train, "--out", str(tmp_path / "run"), *extra]) == 2
     assert message in one_error_line(capsys)
@@ -146,7 +146,7 @@ def test_out_folder_holding_a_users_files_is_refused(small_csvs, tmp_path, capsy
 
 
 def test_resume_needs_an_unfinished_run_and_says_so_before_anything_loads(small_csvs, tmp_path, capsys, monkeypatch):
-    monkeypatch.setitem(sys.modules, "ferkit.train", None)
+    monkeypatch.setitem(sys.modules, "ferkit.train.loop", None)
     monkeypatch.chdir(tmp_path)
     assert train_cnn.main([small_csvs[0], "--resume"]) == 2
     assert "--resume: no unfinished run under runs/; name one with --out DIR" in one_error_line(capsys)
@@ -155,20 +155,28 @@ def test_resume_needs_an_unfinished_run_and_says_so_before_anything_loads(small_
     assert "empty: not a run folder (no run.json); nothing to resume" in one_error_line(capsys)
 
 
-def test_the_command_line_module_knows_the_run_folder_names_without_loading_keras():
-    from ferkit import train_cli
-    from models import runs
+def test_the_run_folder_names_are_defined_once_in_its_layout():
+    from ferkit.runs import layout
 
-    assert (train_cli.RUN_FILE, train_cli.RUNS_DIR) == (runs.RUN_FILE, runs.RUNS_DIR)
-    assert set(train_cli.RUN_OUTPUTS) >= {runs.RUN_FILE, runs.HISTORY_FILE, runs.WEIGHTS_FILE}
+    assert set(layout.OUTPUTS) >= {layout.RUN_FILE, layout.HISTORY_FILE, layout.WEIGHTS_FILE, layout.STATE_DIR}
+    names = (layout.RUN_FILE, layout.WEIGHTS_FILE, layout.HISTORY_FILE, layout.STATE_DIR, layout.TEACHER_FILE,
+             layout.LOCK_FILE)
+    quoted = re.compile("|".join(f"[\"']{re.escape(n)}[\"']" for n in names))
+    for root, dirs, files in os.walk(ROOT):  # every module and script names them through layout.py only
+        dirs[:] = [d for d in dirs if d not in ("tests", "runs", "docs") and not d.startswith(".")]
+        for f in files:
+            path = os.path.join(root, f)
+            if f.endswith(".py") and os.path.abspath(path) != os.path.abspath(layout.__file__):
+                found = quoted.findall(open(path).read())
+                assert not found, f"{path} spells out {found}; use ferkit.runs.layout"
 
 
 # ---------------------------------------------------------------- the run folder's lock
 
 
 def test_a_second_training_into_the_same_folder_is_refused_until_the_first_ends(tmp_path):
-    from ferbase.errors import FERError
-    from ferkit.train_run import RunFolder
+    from ferkit.errors import FERError
+    from ferkit.runs.folder import RunFolder
 
     first = RunFolder.new(str(tmp_path / "run"))
     with pytest.raises(FERError, match=rf"run: another training \(pid {os.getpid()}\) is writing to this run folder"):
@@ -179,7 +187,7 @@ def test_a_second_training_into_the_same_folder_is_refused_until_the_first_ends(
 
 
 def test_a_stale_lock_of_a_killed_training_does_not_block(tmp_path):
-    from ferkit.train_run import LOCK_FILE, RunFolder
+    from ferkit.runs.folder import LOCK_FILE, RunFolder
 
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / LOCK_FILE).write_text("999999999\n")  # what kill -9 leaves: a file, no lock held
@@ -190,7 +198,7 @@ def test_a_stale_lock_of_a_killed_training_does_not_block(tmp_path):
 
 
 def test_a_loss_that_turns_nan_stops_training_and_keeps_the_good_weights(small_csvs, tmp_path, capsys, monkeypatch):
-    from ferkit import train
+    from ferkit.train import loop as train
 
     out = tmp_path / "run"
     seen = {}
@@ -226,7 +234,7 @@ def test_a_training_that_fails_in_its_first_epoch_leaves_no_run_folder(small_csv
 
 
 def test_a_full_disk_is_one_line_and_the_run_resumes_afterwards(small_csvs, tmp_path, capsys, monkeypatch):
-    from ferbase import outputs
+    from ferkit import files as outputs
 
     out = tmp_path / "run"
     original, writes = outputs.atomic_path, []
@@ -260,8 +268,8 @@ def test_a_full_disk_is_one_line_and_the_run_resumes_afterwards(small_csvs, tmp_
 def test_a_resumed_run_matches_an_uninterrupted_one(small_csvs, tmp_path, capsys, monkeypatch):
     """Augmentation, dropout, MixUp, shuffling and the EMA all draw from (seed, epoch): stopped after
     two epochs and resumed, a run logs and ends as the uninterrupted run with the same seed."""
-    from ferkit import callbacks
-    from models import runs
+    from ferkit.train import callbacks
+    from ferkit.runs import load as runs
 
     settings = ("--epochs", "4", "--mixup", "0.2", "--ema", "0.5", "--lr", "3e-3")
     assert train_cnn.main(tiny(small_csvs, tmp_path / "whole", *settings)) == 0
@@ -291,7 +299,7 @@ def test_a_resumed_run_matches_an_uninterrupted_one(small_csvs, tmp_path, capsys
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
     capsys.readouterr()
-    monkeypatch.setitem(sys.modules, "ferkit.train", None)  # a finished run is refused before TensorFlow loads
+    monkeypatch.setitem(sys.modules, "ferkit.train.loop", None)  # a finished run is refused before TensorFlow loads
     assert train_cnn.main([small_csvs[0], "--out", str(tmp_path / "parts"), "--resume"]) == 2
     assert "parts: this run already finished; nothing to resume" in one_error_line(capsys)
 
@@ -301,7 +309,7 @@ def test_a_resumed_run_matches_an_uninterrupted_one(small_csvs, tmp_path, capsys
 
 _SLOW_SECOND_EPOCH = """
 import sys, time, train_cnn
-from ferkit import callbacks
+from ferkit.train import callbacks
 def slow(self, epoch, logs=None):  # a step that runs on (as a minutes-long first step can)
     if epoch == 1:
         print("slow step", flush=True)
@@ -351,7 +359,7 @@ def run_progress(progress, clock, seconds_per_step, steps):
 
 
 def test_the_estimated_time_comes_after_a_few_steps_with_a_hint_when_long_on_a_cpu():
-    from ferkit.callbacks import Progress
+    from ferkit.train.callbacks import Progress
 
     lines, clock = [], FakeClock()
     progress = Progress(30, model_name="cnn3", clock=clock, print_fn=lambda *a, **k: lines.append(a[0]))
@@ -371,7 +379,7 @@ def test_the_estimated_time_comes_after_a_few_steps_with_a_hint_when_long_on_a_c
 
 
 def test_without_a_terminal_a_progress_line_comes_every_few_minutes():
-    from ferkit.callbacks import Progress
+    from ferkit.train.callbacks import Progress
 
     lines, clock = [], FakeClock()
     progress = Progress(2, gpu=True, clock=clock, periodic=True, interval=180,
@@ -388,7 +396,7 @@ def test_without_a_terminal_a_progress_line_comes_every_few_minutes():
 def test_the_epoch_cosine_schedule_is_keras_cosine_decay_with_warmup():
     import argparse
 
-    from ferkit.train import _learning_rate, keras
+    from ferkit.train.loop import _learning_rate, keras
 
     args = argparse.Namespace(schedule="cosine", time_budget=None, epochs=10, lr=1e-2, warmup=0.1)
     schedule = _learning_rate(args, steps=10)

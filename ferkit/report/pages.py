@@ -4,7 +4,7 @@
     fig = glance_page(rows, shown)        # page 1: ours beside the report's, the model shown
     fig = experiments_page(rows)          # the table and one plot of every run's accuracy curves
 
-Every accuracy of ours is read from a run's history.csv (ferkit.experiments.summarize: the best
+Every accuracy of ours is read from a run's history.csv (ferkit.report.experiments.summarize: the best
 and the last epoch's val_accuracy), so a run without weights (docs/experiments/<name>/ keeps
 only run.json and history.csv) gives its table row and curves like any other. The only numbers
 typed in are the course report's, labelled as such.
@@ -13,10 +13,10 @@ import dataclasses
 import functools
 import os
 
-from ferbase.errors import FERError
-from ferbase.runfile import RUN_FILE, read_info
-from ferkit import experiments, figures
-from ferkit.experiments import PUBLISHED
+from ferkit.errors import FERError
+from ferkit.runs.layout import find_runs, read_info
+from ferkit.report import experiments, figures
+from ferkit.report.experiments import PUBLISHED
 
 # The course report's two ablations, as it states them without naming the network: (what,
 # suffix of our experiment without it, report % without, report % with).
@@ -33,19 +33,9 @@ class Row:
     published: float | None  # the report's figure for the same question
     gpu: bool  # a GPU experiment (says "needs a GPU" when absent)
     folder: str | None = None  # where its run files are; None: not run
-    summary: dict | None = None  # ferkit.experiments.summarize(folder)
+    summary: dict | None = None  # ferkit.report.experiments.summarize(folder)
     history: list = dataclasses.field(default_factory=list)
     val_file: str | None = None  # what it validated on (a file name, or "a 10% split")
-
-
-def find_runs(root):
-    """Run folders under root (root itself included), sorted; backup/ folders are skipped."""
-    found = []
-    for folder, dirs, files in os.walk(root, followlinks=True):
-        dirs[:] = sorted(d for d in dirs if d != "backup" and not d.startswith("."))
-        if RUN_FILE in files:
-            found.append(folder)
-    return sorted(found)
 
 
 def describe(info):
@@ -68,7 +58,7 @@ def describe(info):
 
 @functools.cache  # one parser for the whole table, not one per run
 def _default_lr():
-    from ferkit.train_cli import build_parser  # here: the report reads runs, it does not train
+    from ferkit.train.config import build_parser  # here: the report reads runs, it does not train
 
     return build_parser("train_cnn.py", "").get_default("lr")
 
@@ -272,7 +262,7 @@ def closing_pages(rows, shown, command, hosts, created):
     if shown.get("run_dir"):
         lines += ["", f"Model shown: {shown['run_dir']}", f"Test data: {shown.get('data') or '(none)'}"]
     lines += ["", "This report was made with:", f"  {command}", "",
-              "The report's figures are typed in ferkit/experiments.py and ferkit/report.py and labelled as "
+              "The report's figures are typed in ferkit/report/experiments.py and ferkit/report/pages.py and labelled as "
               "the report's; every other number is read from the run files or computed from the test data."]
     return figures.text_pages(lines, "How this report was made", fontsize=8, width=100)
 

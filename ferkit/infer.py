@@ -1,6 +1,6 @@
 """Class probabilities from one or several saved runs, with optional test-time augmentation.
 
-    model, info = models.load_run("runs/fernet-20261127-120000")  # or load_run() for the default run
+    model, info = load_run("runs/fernet-20261127-120000")  # or load_run() for the default run
     probs = predict_proba(model, images)                          # (N, 7), classes data.CLASS_NAMES
     probs = predict_proba([model_a, model_b], images, tta=True)   # ensemble of two, 10 views each
 
@@ -16,8 +16,9 @@ ten-crop evaluation scaled to 48x48 inputs. An ensemble averages the models' sof
 """
 import numpy as np
 
-from ferbase.errors import FERError
-from models import INPUT_SHAPE, keras, load_run
+from ferkit.errors import FERError
+from ferkit.runs.load import load_run
+from models import INPUT_SHAPE, keras
 
 TTA_SHIFT = 2
 
@@ -88,3 +89,9 @@ def predict_proba(models, images, tta=False, batch_size=256):
 def load_runs(weights_args):
     """[(model, info)] for each --weights argument (None: the default run)."""
     return [load_run(w) for w in (weights_args or [None])]
+
+
+def model_line(infos, tta=False):
+    """'model: fernet (models/pretrained/fernet), ... with TTA': what a script says it predicts with."""
+    names = ", ".join(f"{info['model']} ({info['run_dir']})" for info in infos)
+    return f"model: {names}" + (" with TTA" if tta else "")

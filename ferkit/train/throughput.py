@@ -1,4 +1,4 @@
-"""How fast a registered model trains and predicts, as ferkit/train.py runs it: the measurements
+"""How fast a registered model trains and predicts, as ferkit/train/loop.py runs it: the measurements
 behind benchmarks/train_throughput.py and benchmarks/augment.py (docs/PERFORMANCE.md).
 
     r = measure_keras("cnn1", batch_size=64, steps=30)    # images/s and per CPU-second, FLOPs
@@ -10,9 +10,9 @@ import time
 
 import numpy as np
 
-from ferbase.quiet import import_keras
-from ferkit.train_cli import parse_options
-from ferkit.train_run import hardware
+from ferkit.backend import import_keras
+from ferkit.train.config import parse_options
+from ferkit.runs.folder import hardware
 
 keras = import_keras()  # TensorFlow's start-up notices stay off stderr
 
@@ -74,7 +74,7 @@ def sync(x):
 def measure_keras(name, batch_size=64, steps=30, warmup=3, infer_batch_size=256, augment=True, standardize=True,
                   options=(), jit_compile="auto", steps_per_execution=1, seed=0):
     """Training and inference images/s (wall and per CPU-second) of registered model `name` in
-    the current backend, through model.fit/predict on uint8 arrays as ferkit/train.py feeds them
+    the current backend, through model.fit/predict on uint8 arrays as ferkit/train/loop.py feeds them
     (Adam, categorical cross-entropy; `options` as train_cnn.py's --option KEY=VALUE strings)."""
     import models
 
@@ -110,7 +110,7 @@ def measure_keras(name, batch_size=64, steps=30, warmup=3, infer_batch_size=256,
 
 def tensorflow_line():
     """'TensorFlow <version>, TF_ENABLE_ONEDNN_OPTS=<value>' for a benchmark header (the variable
-    decides whether TensorFlow uses its oneDNN kernels; ferbase.quiet.configure_tensorflow sets it)."""
+    decides whether TensorFlow uses its oneDNN kernels; ferkit.backend.configure_tensorflow sets it)."""
     import tensorflow as tf
 
     return f"TensorFlow {tf.__version__}, TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'unset')}"

@@ -8,10 +8,11 @@
 docs/experiments/<name>/; anything that draws the table or the curves can read them back here
 without retraining. Standard library only: importing this loads neither Keras nor TensorFlow.
 """
-import csv
 import dataclasses
 import json
 import os
+
+from ferkit.runs.layout import RUN_FILE, read_history  # noqa: F401
 
 # The course report's published test accuracies (%); its two ablation figures do not name the
 # network ("adding BatchNormalization raised accuracy from 56% to 60%; augmentation from 60% to 65%").
@@ -56,20 +57,11 @@ def plan(gpu=False, only=None):
     return chosen
 
 
-def read_history(folder):
-    """history.csv of a run folder as a list of dicts (empty when there is none)."""
-    path = os.path.join(folder, "history.csv")
-    if not os.path.exists(path):
-        return []
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
 def summarize(folder):
     """A table row from a run folder: accuracies come from history.csv (the best and the last
     epoch's val_accuracy), the rest from run.json; None when the folder holds no finished epoch."""
     history = [r for r in read_history(folder) if r.get("val_accuracy") not in (None, "")]
-    path = os.path.join(folder, "run.json")
+    path = os.path.join(folder, RUN_FILE)
     if not history or not os.path.exists(path):
         return None
     with open(path) as f:

@@ -1,13 +1,7 @@
-"""Run folders: what training writes, and the one loader every consumer uses.
+"""The one loader every consumer uses: load_run (a run folder, a weights file in one, or the
+default run), the default-run rule, and the weights' save and sha256 check. File names: layout.py.
 
-    runs/<model>-<time>/
-        run.json            model name and options, class names, input format, accuracy, arguments
-        best.weights.h5     weights with the best validation accuracy (HDF5)
-        history.csv         one row per epoch
-        backup/             the last finished epoch's weights and optimizer state while a run is
-                            unfinished (for --resume; ferkit/callbacks.py)
-
-    model, info = models.load_run("runs/cnn3-20261127-120000")   # or a .weights.h5 path
+    model, info = load_run("runs/cnn3-20261127-120000")   # or a .weights.h5 path; None: the default run
 """
 import glob
 import hashlib
@@ -16,14 +10,13 @@ import os
 import tempfile
 import warnings
 
-from ferbase.atomic import atomic_path
-from ferbase.errors import FERError
-from ferbase.outputs import run_files
-from ferbase.runfile import HISTORY_FILE, RUN_FILE, RUNS_DIR, WEIGHTS_FILE, read_info  # noqa: F401
+import models
+from ferkit.errors import FERError
+from ferkit.files import atomic_path
+from ferkit.runs import legacy
+from ferkit.runs.layout import HISTORY_FILE, RUN_FILE, RUNS_DIR, WEIGHTS_FILE, TEACHER_FILE, read_info, run_files  # noqa: F401
 
-from .registry import build_model
-
-PRETRAINED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained")
+PRETRAINED_DIR = os.path.join(os.path.dirname(os.path.abspath(models.__file__)), "pretrained")
 
 
 def resolve(path=None):
@@ -42,7 +35,7 @@ def resolve(path=None):
 
 def run_inputs(path=None):
     """The files a script reading this run (folder or weights file; None: the default run) may
-    read: the weights file given and every file in the run folder. For ferbase.outputs.check_outputs."""
+    read: the weights file given and every file in the run folder. For ferkit.files.check_outputs."""
     return run_files(path if path is not None else resolve(None))
 
 
@@ -75,22 +68,10 @@ def default_run(runs_dir=None):
     return max(found)[2] if found else None
 
 
-# Preprocessing that earlier versions put inside the network (a Gaussian blur against a blurred
-# copy of FER2013's training split); a run that used it is a different network from today's.
-_RETIRED_PREPROCESS = ("blur", "test_blur")
-
-
-def _refuse_retired(info):
-    retired = [k for k in _RETIRED_PREPROCESS if (info.get("preprocess") or {}).get(k)]
-    if retired:
-        raise FERError(f"{info.get('run_dir', 'this run')}: trained by an older version of this toolkit "
-                       f"(with {' and '.join(retired)} preprocessing, since removed); retrain it")
-
-
 def build_from_info(info, augment=False):
     """The run's network, rebuilt from its JSON (without augmentation unless asked)."""
-    _refuse_retired(info)
-    return build_model(info["model"], augment=info.get("augment") if augment else None,
+    legacy.refuse_retired(info)
+    return models.build_model(info["model"], augment=info.get("augment") if augment else None,
                        preprocess=info.get("preprocess"), **info.get("options", {}))
 
 
@@ -107,7 +88,7 @@ def load_run(path=None, weights_file=None):
                        "pass the run folder it was trained in")
     info = read_info(run_dir)
     info["run_dir"] = run_dir
-    _refuse_retired(info)  # before the weights: an old run's file is fine, its network is not
+    legacy.refuse_retired(info)  # before the weights: an old run's file is fine, its network is not
     own = os.path.join(run_dir, info.get("weights", WEIGHTS_FILE))
     weights = weights_file or own
     if not os.path.exists(weights):

@@ -7,11 +7,10 @@
 - check_outputs(outputs, inputs) raises FERError when an output is the same file as an input
   (real paths / os.path.samefile, so symlinks and hard links count), is named twice, is a folder,
   or lies under a path that is a file or a folder that cannot be written. It creates nothing.
-  An input that is a folder stands for every file in it (folder_files()); run_files(path) lists
-  what reading a run folder or a weights file in one reads (weights, run.json, history.csv).
+  An input that is a folder stands for every file in it (folder_files()).
 - check_folder(folder, names, marker) refuses a folder that is not a run folder (no `marker` file)
   and already holds one of the files that would be written into it (the user's own files).
-- open_output(path, mode) and output_path(path) write atomically (ferbase.atomic): parent folders
+- open_output(path, mode) and output_path(path) write atomically (atomic_path): parent folders
   are created only then, the file appears only when the block succeeds, and OS errors (is a
   folder, permission denied, no space left) become one FERError line naming the path.
   write_json(path, obj) does the same for a JSON file.
@@ -20,9 +19,32 @@ import contextlib
 import errno
 import json
 import os
+import tempfile
 
-from ferbase.atomic import atomic_path
-from ferbase.errors import FERError
+from ferkit.errors import FERError
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path in the target's folder; on success rename it to `path`."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    base = os.path.basename(path)
+    # End with the full name: writers choose the format by suffix (keras wants ".weights.h5").
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=f"-{base}", dir=folder)
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+
 
 _PROBLEMS = {
     errno.EISDIR: "is a folder, expected a file path",
@@ -54,19 +76,6 @@ def folder_files(folder):
     for root, _dirs, files in os.walk(folder):
         found += [os.path.join(root, f) for f in files]
     return found
-
-
-def run_files(path):
-    """What a script reading a run (a folder, or a weights file in one) may read: `path` and every
-    file directly in its folder (weights, run.json, history.csv). No knowledge of runs needed, so
-    scripts call it before TensorFlow loads; models.runs.run_inputs also resolves the default run."""
-    path = os.fspath(path)
-    folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
-    files = [] if os.path.isdir(path) else [path]
-    if os.path.isdir(folder):
-        files += [os.path.join(folder, f) for f in sorted(os.listdir(folder))
-                  if os.path.isfile(os.path.join(folder, f))]
-    return files
 
 
 def _same_file(a, b):

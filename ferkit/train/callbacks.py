@@ -1,29 +1,21 @@
 """Training callbacks: the run keeper (history, best weights, resumable state, run.json), each
 epoch's random streams, the wall-time cosine schedule, progress lines and the stop request."""
 import contextlib
-import csv
-import io
-import json
 import math
 import os
 import time
 
 import numpy as np
 
-from ferbase import outputs
-from ferbase.errors import FERError
-from ferbase.quiet import import_keras
-from models import runs
+from ferkit import files as outputs
+from ferkit.cli import plural
+from ferkit.errors import FERError
+from ferkit.backend import import_keras
+from ferkit.runs import load as runs
+from ferkit.runs.folder import remove_states, write_history
+from ferkit.runs.layout import read_history, state_file
 
 keras = import_keras()  # TensorFlow's start-up notices stay off stderr
-
-STATE_DIR = "backup"  # the state a resumed run starts from (weights and optimizer), one file per epoch
-
-
-def state_file(run_dir, epoch):
-    """The training state saved after `epoch` (counted from 1) epochs."""
-    return os.path.join(run_dir, STATE_DIR, f"epoch-{epoch:04d}.weights.h5")
-
 
 class RunKeeper(keras.callbacks.Callback):
     """After each epoch: history.csv, the best weights (and their sha256), the state to resume
@@ -43,7 +35,7 @@ class RunKeeper(keras.callbacks.Callback):
     def __init__(self, run, info, initial_epoch=0, resume_hint=""):
         super().__init__()
         self.run, self.info, self.resume_hint = run, info, resume_hint
-        history = _read_history(os.path.join(run.path, runs.HISTORY_FILE))
+        history = read_history(run.path)
         self.history = [row for row in history if int(row["epoch"]) <= initial_epoch]
         self.state_saver = _StateSaver(self)
         self.t_start = None
@@ -58,7 +50,7 @@ class RunKeeper(keras.callbacks.Callback):
         lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         self.history.append({"epoch": epoch + 1, **logs, "lr": lr, "seconds": round(self._elapsed(), 1)})
         with self.writing():
-            _write_history(os.path.join(self.run.path, runs.HISTORY_FILE), self.history)
+            write_history(os.path.join(self.run.path, runs.HISTORY_FILE), self.history)
             acc = logs.get("val_accuracy")
             if acc is not None and acc > self.info.get("val_accuracy", -1.0):
                 digest = runs.save_weights(self.model, os.path.join(self.run.path, runs.WEIGHTS_FILE))
@@ -66,7 +58,7 @@ class RunKeeper(keras.callbacks.Callback):
                                  weights_sha256=digest)
             self.info.update(epochs_done=epoch + 1, train_seconds=round(self._elapsed(), 1))
             self.run.commit(self.info)
-        _remove_states(self.run.path, keep=epoch + 1)
+        remove_states(self.run.path, keep=epoch + 1)
 
     def finish(self, status):
         """Record how the run ended (done, interrupted, failed); best effort after a failed write."""
@@ -75,7 +67,7 @@ class RunKeeper(keras.callbacks.Callback):
             self.info["train_seconds"] = round(self._elapsed(), 1)
         self.run.commit(self.info)
         if status == "done":
-            _remove_states(self.run.path, keep=None)
+            remove_states(self.run.path, keep=None)
 
     @contextlib.contextmanager
     def writing(self):
@@ -105,46 +97,6 @@ class _StateSaver(keras.callbacks.Callback):
         path = state_file(self.keeper.run.path, epoch + 1)
         with self.keeper.writing(), outputs.output_path(path) as tmp:
             self.model.save_weights(tmp)
-
-
-def restore_state(model, run_dir, epoch):
-    """Load the state saved after `epoch` epochs into a compiled model (weights and optimizer)."""
-    path = state_file(run_dir, epoch)
-    if not os.path.exists(path):
-        path = _legacy_state(run_dir, epoch) or path
-    if not os.path.exists(path):
-        raise FERError(f"{run_dir}: no saved training state for epoch {epoch} ({path}); cannot resume this run")
-    model.optimizer.build(model.trainable_variables)
-    try:
-        model.load_weights(path)
-    except (OSError, ValueError, KeyError) as e:
-        raise FERError(f"{path}: damaged training state ({str(e).splitlines()[0][:200]}); cannot resume") from None
-
-
-def _legacy_state(run_dir, epoch):
-    """A run begun by an earlier version holds Keras BackupAndRestore's files: its weights count
-    when their metadata names the epoch that run.json committed."""
-    folder = os.path.join(run_dir, STATE_DIR)
-    try:
-        with open(os.path.join(folder, "training_metadata.json")) as f:
-            matches = json.load(f).get("epoch") == epoch
-    except (OSError, ValueError, AttributeError):
-        return None
-    return os.path.join(folder, "latest.weights.h5") if matches else None
-
-
-def _remove_states(run_dir, keep):
-    folder = os.path.join(run_dir, STATE_DIR)
-    if not os.path.isdir(folder):
-        return
-    keep = os.path.basename(state_file(run_dir, keep)) if keep else None
-    for name in os.listdir(folder):
-        if name != keep:
-            with contextlib.suppress(OSError):
-                os.remove(os.path.join(folder, name))
-    if keep is None:
-        with contextlib.suppress(OSError):
-            os.rmdir(folder)
 
 
 def _refuse_non_finite(logs, epoch, info, run_dir):
@@ -200,7 +152,7 @@ class TimeBudget(keras.callbacks.Callback):
     """Training against a wall-time budget (--time-budget): stops once `minutes` are spent (after
     the epoch in progress is validated) and, given `peak_lr`, sets a linear warm-up then cosine
     decay over the elapsed share of the budget before every batch. The epoch-based schedule is
-    keras.optimizers.schedules.CosineDecay (ferkit/train.py); it cannot be used here because its
+    keras.optimizers.schedules.CosineDecay (ferkit/train/loop.py); it cannot be used here because its
     progress is the step count, and how many steps fit in the budget is known only at the end."""
 
     def __init__(self, minutes, peak_lr=None, warmup=0.0, elapsed_before=0.0, clock=time.monotonic):
@@ -304,26 +256,3 @@ def duration(seconds):
         return f"{seconds / 60:.0f} min"
     hours, minutes = divmod(round(seconds / 60), 60)
     return f"{hours} h {minutes:02d} min"
-
-
-def plural(n, word):
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
-def _read_history(path):
-    if not os.path.exists(path):
-        return []
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def _write_history(path, rows):
-    fields = []
-    for row in rows:
-        fields += [k for k in row if k not in fields]
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=fields)
-    writer.writeheader()
-    writer.writerows(rows)
-    with outputs.open_output(path, "w", newline="") as f:
-        f.write(buf.getvalue())

@@ -8,14 +8,18 @@ teacher on every augmented batch instead costs a teacher forward pass per step, 
 compact student's whole step on a CPU (docs/RESULTS.md has the measurement).
 """
 import os
+import time
 
 import numpy as np
 
 import data
-from ferbase.errors import FERError
-from models import INPUT_SHAPE, NUM_CLASSES, keras, load_run
+from ferkit.cli import plural
+from ferkit.errors import FERError
+from ferkit.files import atomic_path
+from ferkit.runs.layout import TEACHER_FILE
+from ferkit.runs.load import load_run
+from models import INPUT_SHAPE, NUM_CLASSES, keras
 
-TEACHER_FILE = "teacher_probs.npy"  # in the run folder: what --resume reads instead of recomputing
 
 
 def load_teachers(paths):
@@ -37,10 +41,29 @@ def load_teachers(paths):
 
 def teacher_probs(paths, images, tta=False, batch_size=256):
     """Mean softmax (N, 7) of the teachers at `paths` over `images` (uint8, N x 48 x 48 x 1)."""
-    from ferkit.inference import predict_proba
+    from ferkit.infer import predict_proba
 
     models = [m for m, _ in load_teachers(paths)]
     return predict_proba(models, images, tta=tta, batch_size=batch_size)
+
+
+def training_probs(args, images, run_dir=None):
+    """The teachers' probabilities on the training faces: cached in `run_dir` (a resumed run), or
+    computed once by the teachers, with a line saying how long that took."""
+    probs = cached_probs(run_dir, len(images)) if run_dir else None
+    if probs is None:
+        t0 = time.time()
+        probs = teacher_probs(args.teacher, images, tta=args.teacher_tta)
+        views = "10 views each" if args.teacher_tta else "1 view"
+        print(f"teacher: {plural(len(args.teacher), 'run')} on {len(images)} training faces ({views}) "
+              f"in {time.time() - t0:.0f} s", flush=True)
+    return probs
+
+
+def save_probs(run_dir, probs):
+    """Cache the teachers' probabilities in the run folder, for --resume."""
+    with atomic_path(os.path.join(run_dir, TEACHER_FILE)) as tmp, open(tmp, "wb") as f:
+        np.save(f, probs)
 
 
 def cached_probs(run_dir, n):

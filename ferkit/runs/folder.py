@@ -1,5 +1,5 @@
-"""The run folder of one training: where it goes, its lock, its commits, its removal when
-nothing was trained.
+"""The run folder of one training: where it goes, its lock, its commits (run.json, history.csv),
+its resume state, and its removal when nothing was trained.
 
 A new run's folder appears only once the data loaded and the model built, and is removed again
 when the training ends before its first epoch finished (an error, Ctrl-C): no empty run folders.
@@ -8,18 +8,19 @@ fcntl lock, which the kernel drops when its process dies, so a killed training n
 next one.
 """
 import contextlib
+import csv
 import datetime
+import io
 import os
 import platform
 import re
 import shutil
 import threading
 
-from ferbase import outputs
-from ferbase.errors import FERError
-from models import runs
-
-LOCK_FILE = ".lock"
+from ferkit import files as outputs
+from ferkit.errors import FERError
+from ferkit.runs import layout, legacy
+from ferkit.runs.layout import LOCK_FILE, STATE_DIR, state_file
 
 try:
     import fcntl
@@ -43,7 +44,7 @@ class RunFolder:
             raise FERError(outputs.describe_os_error(e, path)) from None
         folder = cls(path, created)
         folder.lock()
-        if os.path.exists(os.path.join(path, runs.RUN_FILE)):  # another training got here first
+        if os.path.exists(os.path.join(path, layout.RUN_FILE)):  # another training got here first
             folder.release()
             raise FERError(f"{path}: already holds a run; use --resume to continue it or choose another --out")
         return folder
@@ -88,7 +89,7 @@ class RunFolder:
 
     def commit(self, info):
         with self.commit_lock:
-            outputs.write_json(os.path.join(self.path, runs.RUN_FILE), info)
+            outputs.write_json(os.path.join(self.path, layout.RUN_FILE), info)
             self.wrote_run_file = True
 
     def discard(self):
@@ -97,12 +98,52 @@ class RunFolder:
         if self.created:
             shutil.rmtree(self.path, ignore_errors=True)
             return
-        for name in (runs.RUN_FILE, runs.HISTORY_FILE, "backup"):
+        for name in (layout.RUN_FILE, layout.HISTORY_FILE, STATE_DIR):
             path = os.path.join(self.path, name)
             if os.path.isdir(path):
                 shutil.rmtree(path, ignore_errors=True)
             elif os.path.exists(path):
                 os.remove(path)
+
+
+def restore_state(model, run_dir, epoch):
+    """Load the state saved after `epoch` epochs into a compiled model (weights and optimizer)."""
+    path = state_file(run_dir, epoch)
+    if not os.path.exists(path):
+        path = legacy.backup_and_restore_state(run_dir, epoch) or path
+    if not os.path.exists(path):
+        raise FERError(f"{run_dir}: no saved training state for epoch {epoch} ({path}); cannot resume this run")
+    model.optimizer.build(model.trainable_variables)
+    try:
+        model.load_weights(path)
+    except (OSError, ValueError, KeyError) as e:
+        raise FERError(f"{path}: damaged training state ({str(e).splitlines()[0][:200]}); cannot resume") from None
+
+
+def remove_states(run_dir, keep):
+    folder = os.path.join(run_dir, STATE_DIR)
+    if not os.path.isdir(folder):
+        return
+    keep = os.path.basename(state_file(run_dir, keep)) if keep else None
+    for name in os.listdir(folder):
+        if name != keep:
+            with contextlib.suppress(OSError):
+                os.remove(os.path.join(folder, name))
+    if keep is None:
+        with contextlib.suppress(OSError):
+            os.rmdir(folder)
+
+
+def write_history(path, rows):
+    fields = []
+    for row in rows:
+        fields += [k for k in row if k not in fields]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields)
+    writer.writeheader()
+    writer.writerows(rows)
+    with outputs.open_output(path, "w", newline="") as f:
+        f.write(buf.getvalue())
 
 
 def _same_inode(path, f):
@@ -115,7 +156,7 @@ def _same_inode(path, f):
 
 def new_run_dir(args):
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return args.out or os.path.join(runs.RUNS_DIR, f"{args.model}-{stamp}"), stamp
+    return args.out or os.path.join(layout.RUNS_DIR, f"{args.model}-{stamp}"), stamp
 
 
 def hardware(cpuinfo="/proc/cpuinfo"):

@@ -15,7 +15,7 @@ Cropping: FER2013's faces are square crops around a face detection. Pasting FER2
 pictures and detecting them again tells where that square lies around each detector's box
 (benchmarks/face_detectors.py, `measure` and `margin`): CROP_GEOMETRY below. The square is cut
 from the grey picture (edge pixels repeated where it leaves the picture), shrunk with area
-averaging to 48x48, and all faces of a batch go through ferkit.inference.predict_proba in one call,
+averaging to 48x48, and all faces of a batch go through ferkit.infer.predict_proba in one call,
 so --tta and ensembles work as for CSV rows.
 """
 import contextlib
@@ -29,11 +29,12 @@ import cv2
 import numpy as np
 
 import data
-from ferbase.errors import FERError
-from ferkit.inference import load_runs, predict_proba
-from ferbase.outputs import open_output
-from ferkit import media
-from ferkit.media import to_rgb
+from ferkit.cli import plural
+from ferkit.errors import FERError
+from ferkit.infer import load_runs, model_line, predict_proba
+from ferkit.files import open_output
+from ferkit.faces import media
+from ferkit.faces.media import to_rgb
 from models import keras
 
 DETECTORS = ("mtcnn", "haar")
@@ -186,8 +187,7 @@ class FaceReader:
         self.geometry = CROP_GEOMETRY[self.detector.name]
 
     def describe(self):
-        names = ", ".join(f"{i['model']} ({i['run_dir']})" for i in self.infos)
-        return f"model: {names}" + (" with TTA" if self.tta else "") + f"; faces found by {self.detector.name}"
+        return model_line(self.infos, self.tta) + f"; faces found by {self.detector.name}"
 
     def read(self, image, order="rgb"):
         """Faces in one picture (a NumPy array as Pillow, 'rgb', or cv2.imread, 'bgr', gives it;
@@ -249,10 +249,10 @@ def predict_files(job, out_csv, weights=None, tta=False, probs=False, every=1, d
             if not counts["pictures"]:  # nothing to show for it: an error, and no output file
                 raise FERError(f"{job.path}: none of its {counts['skipped']} pictures could be read")
     unit = "frame" if job.kind == "video" else "picture"
-    msg = (f"wrote {_count(counts['faces'], 'face')} from {_count(counts['pictures'], unit)} to {out_csv} "
+    msg = (f"wrote {plural(counts['faces'], 'face')} from {plural(counts['pictures'], unit)} to {out_csv} "
            f"in {time.time() - t0:.1f} s")
     if counts["skipped"]:
-        msg += f"; {_count(counts['skipped'], 'unreadable picture')} skipped (named above), exit status {media.PARTIAL_EXIT}"
+        msg += f"; {plural(counts['skipped'], 'unreadable picture')} skipped (named above), exit status {media.PARTIAL_EXIT}"
     print(msg)
     return media.PARTIAL_EXIT if counts["skipped"] else 0
 
@@ -306,7 +306,3 @@ def _video(reader, job, every, write, counts):
         flush()
     if empty:
         print(f"note: {path}: no face in {empty} of {counts['pictures']} sampled frames", file=sys.stderr)
-
-
-def _count(n, noun):
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

@@ -1,8 +1,8 @@
 """Figures shared by plot_confusion.py, saliency.py, filter_vis.py and make_report.py.
 
 Figures are plain matplotlib `Figure` objects (no pyplot state, no display needed); `save`
-writes one atomically (ferbase.outputs) in the format named by the file's extension. This
-module only draws: the numbers come from ferkit.evaluate and ferkit.explain.
+writes one atomically (ferkit.files) in the format named by the file's extension. This
+module only draws: the numbers come from ferkit.report.evaluate and ferkit.explain.
 """
 import os
 import textwrap
@@ -12,8 +12,8 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
-from ferbase.errors import FERError
-from ferbase.outputs import output_path
+from ferkit.errors import FERError
+from ferkit.files import output_path
 
 A4_PORTRAIT = (8.27, 11.69)
 MAP_CMAP = "jet"

@@ -8,7 +8,7 @@
     annotated = draw_faces(rgb, faces)       # boxes, emotion and confidence drawn on a copy
 
 Nothing here loads Keras, so bad input is reported before TensorFlow starts. Every problem with
-a file is a FERError naming it; written files appear whole or not at all (ferbase.outputs).
+a file is a FERError naming it; written files appear whole or not at all (ferkit.files).
 Stills are decoded by Pillow (strict: a truncated JPEG or PNG is an error, not a grey band) and
 videos by OpenCV's FFmpeg backend.
 """
@@ -20,8 +20,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ferbase.errors import FERError
-from ferbase.outputs import output_path
+from ferkit.errors import FERError
+from ferkit.files import output_path
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".pgm", ".ppm", ".pnm")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")

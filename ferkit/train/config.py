@@ -3,39 +3,26 @@ check that needs no TensorFlow (option ranges, input files, the --out folder, an
 the run's saved settings, read from its run.json).
 
 Nothing here imports TensorFlow, so `--help` and a bad option or a missing file answer at once;
-main() loads the training routine (ferkit.train, which imports Keras) only once they all passed.
+main() loads the training routine (ferkit.train.loop, which imports Keras) only once they all passed.
 """
-import argparse
 import ast
-import contextlib
-import glob
 import math
 import os
 import shlex
 import sys
 
-from ferbase import outputs
-from ferbase.cli import HelpFormatter, run_main
-from ferbase.errors import FERError
-from ferbase.runfile import RUN_FILE, RUNS_DIR, read_info
-from ferbase.quiet import configure_tensorflow
+from ferkit import files as outputs
+from ferkit.cli import Parser, add_usage, run_main
+from ferkit.errors import FERError
+from ferkit.runs.layout import OUTPUTS, RUN_FILE, RUNS_DIR, newest_unfinished, read_info
+from ferkit.backend import configure_tensorflow
 
-# models.runs' names, repeated so that this module loads no Keras (tests check they agree)
-RUN_OUTPUTS = [RUN_FILE, "history.csv", "best.weights.h5", "backup", "teacher_probs.npy"]
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, with its errors as the toolkit's one line (`error: ...`, exit 2) instead of the
-    whole usage block before them."""
-
-    def error(self, message):
-        raise FERError(f"{message} (see {self.prog} --help)")
 
 
 def build_parser(prog, description, model="cnn3", choose_model=True, model_args=None):
     """The training parser. `model`: the network trained (the default of --model when
     `choose_model`, else the only one). `model_args(group)` adds a script's own model options."""
-    p = _Parser(prog=prog, description=description, formatter_class=HelpFormatter)
+    p = Parser(prog=prog, description=description, config=True)
     p.add_argument("train_csv", help="labelled CSV (label,feature or Kaggle emotion,pixels,Usage), plain or .gz")
     _model_group(p.add_argument_group("model"), model, choose_model, model_args)
     if not choose_model:
@@ -63,7 +50,7 @@ def _data_group(g):
     val.add_argument("--val", metavar="CSV", help="labelled validation CSV (e.g. public_test.csv.gz)")
     val.add_argument("--val-split", type=float, default=0.1, metavar="FRACTION",
                      help="stratified fraction of TRAIN_CSV held out for validation when --val is not given")
-    g.add_argument("--usage", metavar="USAGE", help="Kaggle fer2013.csv: train on the rows of this Usage (e.g. Training)")
+    add_usage(g, help="Kaggle fer2013.csv: train on the rows of this Usage (e.g. Training)")
 
 
 def _optimization_group(g):
@@ -173,20 +160,12 @@ def check_args(args):
             raise FERError(f"--{name.replace('_', '-')} {value}: {wording}")
 
 
-def check_input(path):
-    """A CSV that training reads: it must exist and be a file (before anything loads)."""
-    if not os.path.exists(path):
-        raise FERError(f"{path}: no such file")
-    if os.path.isdir(path):
-        raise FERError(f"{path}: is a folder, expected a CSV file")
-
-
 def check_out(args):
     """--out of a new run: a new or empty folder (hidden files aside), never one that holds a run or
     anything else: a run folder is the run's alone."""
     if args.out is None:
         return
-    outputs.check_folder(args.out, RUN_OUTPUTS, marker=RUN_FILE)
+    outputs.check_folder(args.out, OUTPUTS, marker=RUN_FILE)
     if os.path.exists(os.path.join(args.out, RUN_FILE)):
         raise FERError(f"{args.out}: already holds a run; use --resume to continue it or choose another --out")
     if os.path.isdir(args.out) and [n for n in os.listdir(args.out) if not n.startswith(".")]:
@@ -213,15 +192,6 @@ def resume(args):
     return run_dir, info, args, info.get("options") or {}
 
 
-def newest_unfinished():
-    found = []
-    for path in glob.glob(os.path.join(RUNS_DIR, "*", RUN_FILE)):
-        with contextlib.suppress(FERError):
-            if read_info(os.path.dirname(path)).get("status") != "done":
-                found.append(os.path.dirname(path))
-    return max(found, key=os.path.getmtime) if found else None
-
-
 def main(argv, prog, description, model="cnn3", choose_model=True, model_args=None, options_from_args=None):
     """Entry point of the train_*.py scripts. `model_args(group)` adds a script's options to the model
     group, `options_from_args(args)` turns them into model options."""
@@ -239,16 +209,18 @@ def main(argv, prog, description, model="cnn3", choose_model=True, model_args=No
             resumed = resume(args)
             check_args(args)  # the saved settings, as strictly as the command line's
             options = resumed[3]
+        from data import check_file  # here: pandas loads only once the options passed
+
         for path in (args.train_csv, args.val):
             if path is not None:
-                check_input(path)
+                check_file(path)
         for path in args.teacher:
             if not os.path.exists(path):
                 raise FERError(f"--teacher {path}: no such run folder or weights file")
         if not args.resume:
             check_out(args)
         # Imported only now: TensorFlow takes seconds to load, and the checks above answer without it.
-        from ferkit import train
+        from ferkit.train import loop as train
 
         command = shlex.join([prog, *(sys.argv[1:] if argv is None else argv)])
         return train.train(args, options, prog=prog, command=command, resumed=resumed and resumed[:2])

@@ -13,12 +13,12 @@ import numpy as np
 from sklearn.metrics import classification_report, confusion_matrix
 
 import data
-from ferbase.errors import FERError
-from ferbase.outputs import check_outputs
-from ferbase.runfile import expand_weights
+from ferkit.errors import FERError
+from ferkit.files import check_outputs
+from ferkit.runs.layout import expand_weights
 from ferkit import explain
-from ferkit.inference import predict_proba
-from models import runs
+from ferkit.infer import predict_proba
+from ferkit.runs import load as runs
 
 
 @dataclasses.dataclass
@@ -136,7 +136,7 @@ def explain_examples(model, ds, methods, per_class=2, target="pred", seed=0, **o
 
 def load_models(weights_args=None, outputs=()):
     """[(model, info)] for each --weights argument (None or []: the default run), each loaded
-    with models.load_run after checking that no output path is one of that run's files."""
+    with ferkit.runs.load.load_run after checking that no output path is one of that run's files."""
     loaded = []
     for w in expand_weights(list(weights_args or [None])):
         check_outputs(outputs, runs.run_inputs(w))

@@ -1,0 +1,178 @@
+"""How every script begins and ends: one parser class (bad options are one line, exit 2; `--config
+FILE` recipes), the options several scripts share, and run_main (one-line errors, exit codes)."""
+import argparse
+import math
+import sys
+
+from ferkit.errors import FERError
+
+
+def positive_int(text):
+    """argparse type: an integer >= 1 (`--batch-size 0` is refused by argparse, exit 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def positive_float(text):
+    """argparse type: a finite number > 0 (refuses 0, negatives, nan, inf)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be a finite number above 0")
+    return value
+
+
+def plural(n, word):
+    """'1 epoch', '2 epochs'."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def run_main(fn):
+    """Call fn(); turn FERError into `error: <message>` on stderr and return 2."""
+    try:
+        return fn() or 0
+    except FERError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """--help that shows an option's default once, and only where it means something: not for
+    on/off flags, not when the option's absence is the default (None, an empty list), not when
+    the help text already names it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if (not action.option_strings or "default" in text or default is None or default is argparse.SUPPRESS
+                or isinstance(default, (bool, list))):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class Parser(argparse.ArgumentParser):
+    """Every script's parser: argparse whose errors are the toolkit's one line (`error: ...`, exit 2
+    through run_main) instead of the usage block, and, with `config=True`, `--config FILE`: a recipe
+    (TOML, recipes/) whose settings become the parser's defaults, so options given on the command
+    line win and the final settings are what the script records."""
+
+    def __init__(self, *args, config=False, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+        if config:
+            self.add_argument("--config", metavar="FILE",
+                              help="recipe file (TOML, e.g. recipes/fernet-cpu.toml): its settings are the defaults; "
+                                   "options given here win")
+
+    def error(self, message):
+        raise FERError(f"{message} (see {self.prog} --help)")
+
+    def parse_args(self, args=None, namespace=None):
+        args = sys.argv[1:] if args is None else list(args)
+        if any(a.dest == "config" for a in self._actions):
+            path = _config_path(args)
+            if path is not None:
+                self.set_defaults(**read_recipe(path, self))
+        return super().parse_args(args, namespace)
+
+
+def _config_path(args):
+    """The value of the last --config in `args` (None if there is none)."""
+    path = None
+    for i, arg in enumerate(args):
+        if arg == "--":
+            break
+        if arg == "--config":
+            if i + 1 >= len(args):
+                raise FERError("argument --config: expected one argument")
+            path = args[i + 1]
+        elif arg.startswith("--config="):
+            path = arg.split("=", 1)[1]
+    return path
+
+
+def read_recipe(path, parser):
+    """A recipe's settings as {dest: value} for `parser`: keys are option names without the dashes
+    (`batch-size` or `batch_size`; a flag is true or false: `no-augment = true`, or its setting,
+    `augment = false`); unknown keys, wrong kinds of value and values outside an option's choices
+    are one-line FERErrors naming the file."""
+    import tomllib
+
+    try:
+        with open(path, "rb") as f:
+            recipe = tomllib.load(f)
+    except FileNotFoundError:
+        raise FERError(f"--config {path}: no such file") from None
+    except IsADirectoryError:
+        raise FERError(f"--config {path}: is a folder, expected a recipe file") from None
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise FERError(f"--config {path}: not a readable TOML recipe ({e})") from None
+    by_dest = {a.dest: a for a in parser._actions if a.option_strings and a.dest not in ("help", "config")}
+    settings = {}
+    for key, value in recipe.items():
+        flag = parser._option_string_actions.get("--" + key.replace("_", "-"))
+        if flag is not None and flag.nargs == 0 and flag.dest in by_dest:  # `no-augment = true`: the flag given
+            if not isinstance(value, bool):
+                raise FERError(f"{path}: {key} = {value!r}: expected true or false")
+            settings[flag.dest] = flag.const if value else flag.default
+            continue
+        action = by_dest.get(key.replace("-", "_"))
+        if action is None:
+            raise FERError(f"{path}: unknown setting {key!r} (the options of {parser.prog} --help, without the dashes)")
+        settings[action.dest] = _recipe_value(path, key, action, value)
+    return settings
+
+
+def _recipe_value(path, key, action, value):
+    if isinstance(action, argparse._AppendAction):
+        items = value if isinstance(value, list) else [value]
+        return [_recipe_value(path, key, argparse.Action([], dest=action.dest, type=action.type,
+                                                         choices=action.choices), v) for v in items]
+    if action.nargs == 0:  # an on/off flag
+        if not isinstance(value, bool):
+            raise FERError(f"{path}: {key} = {value!r}: expected true or false")
+        return value
+    if isinstance(value, (dict, list)):
+        raise FERError(f"{path}: {key}: expected one value, got {value!r}")
+    if action.type is not None:
+        try:
+            value = action.type(str(value)) if isinstance(value, (str, int, float)) and not isinstance(value, bool) \
+                else action.type(value)
+        except (TypeError, ValueError, argparse.ArgumentTypeError) as e:
+            raise FERError(f"{path}: {key} = {value!r}: {e}") from None
+    if action.choices is not None and value not in action.choices:
+        raise FERError(f"{path}: {key} = {value!r}: choose from {', '.join(map(str, action.choices))}")
+    return value
+
+
+DEFAULT_RUN = "the best finished run under runs/, else the bundled model"
+
+
+def add_weights(p, ensemble=False, help=None):
+    """--weights RUN_DIR: one run, or with `ensemble` a repeatable option (and folders of runs)."""
+    if ensemble:
+        p.add_argument("--weights", action="append", metavar="RUN_DIR",
+                       help=help or "run folder or .weights.h5; repeat it, or name a folder of run folders "
+                                    f"(models/pretrained/ensemble), for an ensemble (default: {DEFAULT_RUN})")
+    else:
+        p.add_argument("--weights", metavar="RUN_DIR", help=help or f"run folder or .weights.h5 (default: {DEFAULT_RUN})")
+
+
+def add_data(p, help, required=False):
+    """--data CSV: the faces a script reads."""
+    p.add_argument("--data", metavar="CSV", required=required, help=help)
+
+
+def add_usage(p, help="Kaggle fer2013.csv: only rows of this Usage (e.g. PrivateTest)"):
+    """--usage: the rows of a Kaggle fer2013.csv to read."""
+    p.add_argument("--usage", metavar="USAGE", help=help)
