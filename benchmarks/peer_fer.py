@@ -89,8 +89,7 @@ def benchmark(args):
     keras = import_keras()
     from ferkit.runs.load import load_run
     from ferkit.runs.folder import hardware
-
-    from ferbase.runfile import members
+    from ferkit.runs.layout import members
 
     peer = load_peer(args.peer_model)
     ours, info = load_run(args.weights)
@@ -100,7 +99,7 @@ def benchmark(args):
                               classes=peer_to_fer2013()),
         "ours": measure(ours, lambda x: x, ds.images, args.batch_size, args.repeat),
     }
-    ensemble = [models.load_run(m) for m in members(args.ensemble)] if args.ensemble else []
+    ensemble = [load_run(m) for m in members(args.ensemble)] if args.ensemble else []
     if ensemble:
         results["ours (ens.)"] = measure(MeanOf([m for m, _ in ensemble]), lambda x: x, ds.images,
                                          args.batch_size, args.repeat)

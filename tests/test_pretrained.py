@@ -52,7 +52,7 @@ def test_bundled_ensemble_members_are_float16_checked_runs_and_predict_together(
     import h5py
 
     import predict
-    from ferbase.runfile import members
+    from ferkit.runs.layout import members
 
     found = members(ENSEMBLE)
     assert len(found) >= 2 and all(os.path.isfile(os.path.join(m, runs.RUN_FILE)) for m in found)
