@@ -9,10 +9,10 @@
 # default --val-split), never on public_test, so public_test figures measured afterwards with
 # predict.py are honest. Members, one recipe file each (recipes/gpu-*.toml): the report's cnn3 and
 # two fervgg (models/vgg.py), one with Adam and one with SGD (Nesterov), for an ensemble and a
-# distillation teacher. MINUTES overrides the recipes' budget (the bundled members had 7.25).
+# distillation teacher. MINUTES, when given, overrides the recipes' budget (7.25, as the bundled members).
 set -uo pipefail
 train=${1:?usage: gpu_recipe.sh TRAIN_CSV [MINUTES] [RUNS_DIR]}
-minutes=${2:-6.5}
+budget=(); [ -n "${2:-}" ] && budget=(--time-budget "$2")
 runs=${3:-runs/gpu}
 python=${PYTHON:-python3}
 cd "$(dirname "$0")/.."
@@ -22,7 +22,7 @@ export JAX_DEFAULT_MATMUL_PRECISION=${JAX_DEFAULT_MATMUL_PRECISION:-tensorfloat3
 mkdir -p "$runs"
 names=(gpu-cnn3 gpu-fervgg-adam gpu-fervgg-sgd)
 for name in "${names[@]}"; do
-  "$python" train_cnn.py "$train" --config "recipes/$name.toml" --time-budget "$minutes" --out "$runs/$name" \
+  "$python" train_cnn.py "$train" --config "recipes/$name.toml" "${budget[@]}" --out "$runs/$name" \
     >"$runs/$name.log" 2>&1 &
 done
 wait
