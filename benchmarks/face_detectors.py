@@ -42,7 +42,7 @@ SIZE = (640, 480)
 def make(folder, csv, n_faces, per_picture, seed):
     sys.path.insert(0, os.path.dirname(HERE))
     import data  # the repository's loader; only `make` needs it
-    from ferkit.faces.media import paste_faces, random_squares
+    from data.synthetic import paste_faces, random_squares
     from sklearn.datasets import load_sample_images
 
     ds = data.load_csv(csv)

@@ -35,7 +35,7 @@ def build_folder(folder, count, size, seed=0):
     from sklearn.datasets import load_sample_images
 
     import data
-    from ferkit.faces import media
+    from data import synthetic
 
     if os.path.exists(REAL):
         faces, source = data.load_csv(REAL).images[:, :, :, 0], "FER2013 public_test"
@@ -47,9 +47,9 @@ def build_folder(folder, count, size, seed=0):
     k = size[0] / 640
     for i in range(count):
         bg = cv2.resize(photos[i % 2], size, interpolation=cv2.INTER_AREA)
-        squares = media.random_squares(rng, bg.shape, 3, (int(80 * k), int(200 * k)))
+        squares = synthetic.random_squares(rng, bg.shape, 3, (int(80 * k), int(200 * k)))
         picked = faces[rng.choice(len(faces), len(squares))]
-        Image.fromarray(media.paste_faces(bg, picked, squares)).save(os.path.join(folder, f"{i:04d}.jpg"), quality=90)
+        Image.fromarray(synthetic.paste_faces(bg, picked, squares)).save(os.path.join(folder, f"{i:04d}.jpg"), quality=90)
     return source
 
 

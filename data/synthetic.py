@@ -48,3 +48,36 @@ def write_csv(path, images, labels=None, ids=None, layout="course"):
         frame = pd.DataFrame({"id": np.arange(len(images)) if ids is None else ids, "feature": pixels})
     frame.to_csv(path, index=False)
     return path
+
+
+def random_squares(rng, shape, count, sizes, gap=8, tries=500):
+    """Up to `count` non-overlapping squares (x, y, side) inside an (H, W) picture, sides drawn
+    from `sizes` (low, high): where test and benchmark pictures paste faces."""
+    h, w = shape[:2]
+    boxes = []
+    for _ in range(tries):
+        if len(boxes) == count:
+            break
+        s = int(rng.integers(sizes[0], sizes[1] + 1))
+        if s > min(h, w):
+            continue
+        x, y = int(rng.integers(0, w - s + 1)), int(rng.integers(0, h - s + 1))
+        if all(x + s + gap <= bx or bx + bs + gap <= x or y + s + gap <= by or by + bs + gap <= y
+               for bx, by, bs in boxes):
+            boxes.append((x, y, s))
+    return boxes
+
+
+def paste_faces(background, faces, squares):
+    """A copy of the uint8 RGB (H, W, 3) or grey (H, W) `background` with each grey face (2-D
+    uint8) enlarged (bicubic) into its square (x, y, side): the test pictures of
+    tests/test_faces.py and benchmarks/."""
+    import cv2
+
+    out = np.asarray(background, np.uint8)
+    out = np.repeat(out[:, :, None], 3, axis=2) if out.ndim == 2 else out[:, :, :3].copy()
+    for face, (x, y, s) in zip(faces, squares):
+        face = np.asarray(face).reshape(np.asarray(face).shape[:2])
+        big = cv2.resize(face, (s, s), interpolation=cv2.INTER_CUBIC)
+        out[y:y + s, x:x + s] = big[:, :, None]
+    return out

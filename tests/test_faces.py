@@ -42,8 +42,8 @@ def hopper_composite(seed, count=3, size=(640, 480), sides=(110, 170)):
     """Her face pasted `count` times at random places: (picture, squares)."""
     x, y, s = HOPPER_FACE
     face = cv2.cvtColor(hopper()[y:y + s, x:x + s], cv2.COLOR_RGB2GRAY)
-    squares = media.random_squares(np.random.default_rng(seed), (size[1], size[0]), count, sides, gap=20)
-    return media.paste_faces(background(size), [face] * len(squares), squares), squares
+    squares = synthetic.random_squares(np.random.default_rng(seed), (size[1], size[0]), count, sides, gap=20)
+    return synthetic.paste_faces(background(size), [face] * len(squares), squares), squares
 
 
 def matched(boxes, squares):
@@ -255,9 +255,9 @@ def test_real_fer_faces_are_found_where_pasted_and_labelled_as_their_csv_rows(tm
     folder, truth = tmp_path / "photos", {}
     folder.mkdir()
     for p in range(8):
-        squares = media.random_squares(rng, (480, 640), 3, (90, 180), gap=20)
+        squares = synthetic.random_squares(rng, (480, 640), 3, (90, 180), gap=20)
         name = folder / f"{p}.png"
-        Image.fromarray(media.paste_faces(background(), faces[3 * p:3 * p + 3], squares)).save(name)
+        Image.fromarray(synthetic.paste_faces(background(), faces[3 * p:3 * p + 3], squares)).save(name)
         truth[str(name)] = (squares, list(range(3 * p, 3 * p + 3)))
     csv_path = synthetic.write_csv(tmp_path / "faces.csv", faces)
     assert run_predict([csv_path, tmp_path / "csv_out.csv"], capsys)[0] == 0
