@@ -87,10 +87,12 @@ def batches(images, batch_size):
 
 def pipelines(images, batch_size):
     """{name: (warm-up fn, one-pass fn)}: each pass augments every whole batch of `images`."""
-    import keras
     import numpy as np
 
+    from ferkit.backend import import_keras
     from models.augment import RandomAffine
+
+    keras = import_keras()
 
     out = {}
     backend = keras.backend.backend()

@@ -145,7 +145,9 @@ def check_peer_file(path):
 
 def load_peer(path):
     """The peer network: Keras 3 reads the Keras 2 full-model HDF5 file as it is."""
-    import keras
+    from ferkit.backend import import_keras
+
+    keras = import_keras()
 
     try:
         model = keras.saving.load_model(path, compile=False)

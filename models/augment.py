@@ -9,8 +9,10 @@ training (also when called without `training`).
 """
 import math
 
-import keras
-from keras import ops
+from ferkit.backend import import_keras
+
+keras = import_keras()  # TensorFlow's start-up notices stay off stderr
+ops = keras.ops
 
 
 @keras.saving.register_keras_serializable(package="ferkit")

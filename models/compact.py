@@ -7,9 +7,9 @@ He et al. 2016) at 24x24, 12x12, 6x6 and 3x3, and ends in global average pooling
 large dense layers. Plain 3x3 convolutions, which oneDNN runs efficiently on a CPU
 (fernet reaches the highest MFU of the small models in benchmarks/train_throughput.py).
 """
-from keras import layers
+from .registry import keras, register
 
-from .registry import register
+layers = keras.layers
 
 
 def _conv_bn(x, filters, kernel=3, strides=1, relu=True, name=None):

@@ -6,8 +6,10 @@ the models start with plain rescaling, as the course report's did.
 """
 import math
 
-import keras
-from keras import ops
+from ferkit.backend import import_keras
+
+keras = import_keras()  # TensorFlow's start-up notices stay off stderr
+ops = keras.ops
 
 
 @keras.saving.register_keras_serializable(package="ferkit")

@@ -35,7 +35,9 @@ from ferkit.infer import load_runs, model_line, predict_proba
 from ferkit.files import open_output
 from ferkit.faces import media
 from ferkit.faces.media import to_rgb
-from models import keras
+from ferkit.backend import import_keras
+
+keras = import_keras()  # TensorFlow's start-up notices stay off stderr
 
 DETECTORS = ("mtcnn", "haar")
 # Square crop around a detector's box (x, y, w, h): side = scale * w, centred at the box's centre
