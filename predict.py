@@ -60,7 +60,7 @@ def predict(args):
 
     args.weights = expand_weights(args.weights)  # an ensemble folder: each of its members
     job = None
-    if media.input_kind(args.test_csv) != "csv":
+    if media.input_kind(args.test_csv).faces:
         if args.usage:
             raise FERError("--usage applies to Kaggle fer2013.csv files, not to pictures or videos")
         job = media.plan(args.test_csv, args.annotate)

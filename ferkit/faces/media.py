@@ -1,6 +1,6 @@
 """Pictures and videos in and out: what predict.py reads besides CSVs, and what --annotate writes.
 
-    kind = input_kind(path)                  # "csv", "image", "video" or "folder"
+    kind = input_kind(path)                  # one of KINDS: CSV, IMAGE, VIDEO or FOLDER
     rgb = read_image("photo.jpg")            # uint8 (H, W, 3) RGB, EXIF orientation applied
     files = list_images("photos/")           # every picture under a folder, recursively, sorted
     with open_video("clip.mp4") as video:    # frames as RGB, every Nth one
@@ -33,17 +33,42 @@ COLORS = ((230, 40, 40), (120, 170, 20), (150, 60, 200), (255, 200, 0), (40, 110
           (200, 200, 200))
 
 
+@dataclasses.dataclass(frozen=True)
+class InputKind:
+    """One kind of input predict.py takes. ADD AN INPUT KIND HERE: a row of KINDS (input_kind picks
+    it by suffix), and in reader.predict_files how its pictures are read."""
+    name: str  # as messages name it
+    suffixes: tuple  # file suffixes that choose this kind (FOLDER: a directory; CSV: anything else)
+    faces: bool  # photos: faces are found by a detector (CSV rows are FER2013 crops already)
+    frames: bool  # read frame by frame, annotated as a video
+    unit: str  # what predict.py counts: "row", "picture" or "frame"
+    start: object = None  # path -> (files to read, the first picture decoded or None), checking it
+
+    def __str__(self):
+        return self.name
+
+
+def _video_files(path):
+    with open_video(path):
+        return [path], None
+
+
+CSV = InputKind("csv", (), faces=False, frames=False, unit="row")
+IMAGE = InputKind("image", IMAGE_SUFFIXES, faces=True, frames=False, unit="picture",
+                  start=lambda path: ([path], read_image(path)))
+VIDEO = InputKind("video", VIDEO_SUFFIXES, faces=True, frames=True, unit="frame", start=_video_files)
+FOLDER = InputKind("folder", (), faces=True, frames=False, unit="picture",
+                   start=lambda path: (list_images(path), None))
+KINDS = {k.name: k for k in (CSV, IMAGE, VIDEO, FOLDER)}
+
+
 def input_kind(path):
-    """What predict.py should do with `path`: 'folder', 'image', 'video' or 'csv' (anything else)."""
+    """What predict.py should do with `path`: FOLDER, IMAGE, VIDEO or CSV (anything else), rows of KINDS."""
     path = os.fspath(path)
     if os.path.isdir(path):
-        return "folder"
+        return FOLDER
     suffix = os.path.splitext(path)[1].lower()
-    if suffix in IMAGE_SUFFIXES:
-        return "image"
-    if suffix in VIDEO_SUFFIXES:
-        return "video"
-    return "csv"
+    return next((k for k in KINDS.values() if suffix in k.suffixes), CSV)
 
 
 def is_image_name(path):
@@ -203,10 +228,10 @@ def write_image(path, rgb):
 
 
 def annotated_name(name, kind):
-    """File name of an annotated copy: the same for pictures Pillow writes (else + '.png'); videos
-    keep .mp4/.avi/.mov/.m4v and get + '.mp4' otherwise."""
+    """File name of an annotated copy of a file of `kind` (an InputKind): the same for pictures
+    Pillow writes (else + '.png'); videos keep .mp4/.avi/.mov/.m4v and get + '.mp4' otherwise."""
     suffix = os.path.splitext(name)[1].lower()
-    if kind == "video":
+    if kind.frames:
         return name if suffix in _FOURCC else name + ".mp4"
     writable = suffix in (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
     return name if writable else name + ".png"
@@ -215,7 +240,7 @@ def annotated_name(name, kind):
 @dataclasses.dataclass
 class Job:
     """What predict.py will read and write for a picture, folder or video (see plan())."""
-    kind: str  # "image", "folder" or "video"
+    kind: InputKind  # IMAGE, FOLDER or VIDEO
     path: str  # the input as given
     files: list  # pictures to read, in order (the video itself for a video)
     annotated: dict  # input file -> path of its annotated copy (empty without --annotate)
@@ -230,25 +255,17 @@ def plan(path, annotate=None):
     a copy that would overwrite an input."""
     path = os.fspath(path)
     kind = input_kind(path)
-    first = None
-    if kind == "folder":
-        files = list_images(path)
-    elif kind == "image":
-        files, first = [path], read_image(path)
-    elif kind == "video":
-        with open_video(path):
-            files = [path]
-    else:
+    if kind.start is None:
         raise FERError(f"{path}: not a picture, folder or video")
+    files, first = kind.start(path)
     annotated = {}
     if annotate is not None:
         annotate = os.fspath(annotate)
         if os.path.exists(annotate) and not os.path.isdir(annotate):
             raise FERError(f"{annotate}: is a file; --annotate needs a folder (it is created if missing)")
-        kind_of_copy = "video" if kind == "video" else "image"
         for f in files:
-            rel = os.path.relpath(f, path) if kind == "folder" else os.path.basename(f)
-            annotated[f] = os.path.join(annotate, annotated_name(rel, kind_of_copy))
+            rel = os.path.relpath(f, path) if kind is FOLDER else os.path.basename(f)
+            annotated[f] = os.path.join(annotate, annotated_name(rel, kind))
         inputs = {os.path.realpath(f) for f in files}
         for f, out in annotated.items():
             if os.path.realpath(out) in inputs:

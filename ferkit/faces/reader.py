@@ -244,13 +244,13 @@ def predict_files(job, out_csv, weights=None, tta=False, probs=False, every=1, d
                 row = [name, frame, *face.box, face.label, face.emotion]
                 out.writerow(row + [f"{p:.5f}" for p in face.probs] * probs)
 
-        if job.kind == "video":
+        if job.kind.frames:
             _video(reader, job, every, write, counts)
         else:
             _pictures(reader, job, write, counts)
             if not counts["pictures"]:  # nothing to show for it: an error, and no output file
                 raise FERError(f"{job.path}: none of its {counts['skipped']} pictures could be read")
-    unit = "frame" if job.kind == "video" else "picture"
+    unit = job.kind.unit
     msg = (f"wrote {plural(counts['faces'], 'face')} from {plural(counts['pictures'], unit)} to {out_csv} "
            f"in {time.time() - t0:.1f} s")
     if counts["skipped"]:
