@@ -16,9 +16,12 @@ ten-crop evaluation scaled to 48x48 inputs. An ensemble averages the models' sof
 """
 import numpy as np
 
+from ferkit.backend import import_keras
 from ferkit.errors import FERError
 from ferkit.runs.load import load_run
-from models import INPUT_SHAPE, keras
+from models import INPUT_SHAPE
+
+keras = import_keras()  # TensorFlow's start-up notices stay off stderr
 
 TTA_SHIFT = 2
 

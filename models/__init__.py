@@ -12,7 +12,7 @@ not change parameter counts or saved weights. The last two layers are always `lo
 take class scores before the softmax.
 """
 from .registry import (DEFAULT_PREPROCESS, INPUT_SHAPE, NUM_CLASSES, available, build_model,  # noqa: F401
-                       check_options, keras, options_of, register)
+                       check_options, options_of, register)
 
 # The networks register themselves on import.
 from . import compact, report, vgg  # noqa: E402,F401

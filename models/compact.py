@@ -7,8 +7,11 @@ He et al. 2016) at 24x24, 12x12, 6x6 and 3x3, and ends in global average pooling
 large dense layers. Plain 3x3 convolutions, which oneDNN runs efficiently on a CPU
 (fernet reaches the highest MFU of the small models in benchmarks/train_throughput.py).
 """
-from .registry import keras, register
+from ferkit.backend import import_keras
 
+from .registry import register
+
+keras = import_keras()  # TensorFlow's start-up notices stay off stderr
 layers = keras.layers
 
 

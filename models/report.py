@@ -7,8 +7,11 @@ padded: that is what makes the published parameter counts come out exactly (2,65
 39,782,273 / 16,326,603; tests/test_models.py checks them). The final Dense 7 + softmax is
 added by models.build_model as the `logits` and `probs` layers.
 """
-from .registry import build_model, keras, register
+from ferkit.backend import import_keras
 
+from .registry import build_model, register
+
+keras = import_keras()  # TensorFlow's start-up notices stay off stderr
 layers = keras.layers
 
 

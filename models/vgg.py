@@ -5,8 +5,11 @@ keeps VGG's plain Conv-BN-ReLU pairs (Khaireddin & Chen 2021 reach 73% on FER201
 network) in four stages at 48, 24, 12 and 6 pixels, and one modest dense layer on the 3x3 map:
 5.9M parameters (11.8 MB as float16) at about two thirds of cnn3's compute.
 """
-from .registry import keras, register
+from ferkit.backend import import_keras
 
+from .registry import register
+
+keras = import_keras()  # TensorFlow's start-up notices stay off stderr
 layers = keras.layers
 
 

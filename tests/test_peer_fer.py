@@ -11,6 +11,7 @@ import pytest
 import models
 from benchmarks import peer_fer
 from data import synthetic
+from ferkit.backend import import_keras
 from ferkit.runs import load as runs
 
 
@@ -27,7 +28,7 @@ def test_resize_gives_the_pixels_opencv_gives():
 
 def fake_peer(path):
     """A 64x64x1 -> 7 Keras model saved as a legacy .h5 full model, that always says 'happy'."""
-    keras = models.keras
+    keras = import_keras()
     inputs = keras.Input((64, 64, 1))
     pooled = keras.layers.GlobalAveragePooling2D()(inputs)
     bias = np.eye(7, dtype="float32")[peer_fer.PEER_CLASSES.index("happy")] * 5

@@ -170,7 +170,9 @@ def test_ema_keeps_the_averaged_weights_it_validated(synthetic_csvs, tmp_path):
     reproduces the logged val_loss (the raw weights, saved by a misordered callback, would not)."""
     import data
     from ferkit.runs import load as runs
-    from models import keras
+    from ferkit.backend import import_keras
+
+    keras = import_keras()
 
     out = tmp_path / "ema"
     assert train_cnn.main([str(synthetic_csvs["train"]), "--model", "fernet", "--option", "width=4",

@@ -13,12 +13,15 @@ import time
 import numpy as np
 
 import data
+from ferkit.backend import import_keras
 from ferkit.cli import plural
 from ferkit.errors import FERError
 from ferkit.files import atomic_path
 from ferkit.runs.layout import TEACHER_FILE
 from ferkit.runs.load import load_run
-from models import INPUT_SHAPE, NUM_CLASSES, keras
+from models import INPUT_SHAPE, NUM_CLASSES
+
+keras = import_keras()  # TensorFlow's start-up notices stay off stderr
 
 
 

@@ -22,6 +22,7 @@ import numpy as np
 import data
 import models
 from data.mixing import MixedBatches
+from ferkit.backend import import_keras
 from ferkit.cli import plural
 from ferkit.errors import FERError
 from ferkit.train import callbacks as cb
@@ -31,7 +32,7 @@ from ferkit.runs import folder, legacy
 from ferkit.runs.folder import RunFolder, hardware, new_run_dir
 from ferkit.runs import load as runs
 
-keras = models.keras
+keras = import_keras()  # TensorFlow's start-up notices stay off stderr
 
 
 
