@@ -9,33 +9,14 @@
     pats = explain.filter_patterns(model, "conv2d_3", filters=16)
     fmap = explain.feature_maps(model, "conv2d_3", image)       # (h, w, channels)
 
-`model` is any network from models.build_model / ferkit.runs.load.load_run: uint8-valued (N, 48, 48, 1)
-input, a Dense layer named "logits" and then the softmax "probs". Class scores are taken before
-the softmax (Simonyan et al. 2013), and every layer runs in inference mode (BatchNorm uses its
-moving statistics, Dropout and augmentation are off).
+`model` is any network from models.build_model / ferkit.runs.load.load_run: uint8-valued
+(N, 48, 48, 1) input, a Dense layer named "logits", then the softmax "probs". Class scores are
+taken before the softmax, with every layer in inference mode.
 
-Shift averaging (`jitter`). A network that downsamples by strides and pooling (fernet: max-pool,
-then stride-2 convolutions down to a 3x3 map, a total stride of 16) does not see every input
-pixel through the same number of paths: its raw input gradient carries the sampling grid, a
-lattice of blobs 16 px apart with fainter lines every 4 px, over face and background alike
-(the mean |gradient| of an early checkpoint of the bundled fernet over 64 public_test faces peaks
-where rows and columns 16 and 32 cross, and on the border at 16 and 32; an untrained fernet shows
-the same grid, fainter). That lattice belongs to the architecture, not to the face. With
-`jitter=J`, each gradient is taken on a copy of the face shifted by a random (dy, dx) in -J..J
-(border pixels replicated) and shifted back, and each pixel is averaged over the shifts that
-kept it in view: the grid moves against the face from sample to sample and averages out, while
-evidence that moves with the face stays (tests/test_explain.py checks both on a strided model).
-jitter=0 gives the textbook maps.
-
-Gradients work under the TensorFlow, JAX and PyTorch backends of Keras 3: all the
-backend-specific code is the one helper `_grad`; everything else is keras.ops or numpy, and
-forward-pass values leave the backend through `_numpy` (a stopped gradient, which PyTorch
-requires before it hands out an array).
-
-On CPUs with AVX-512, TensorFlow 2.21's oneDNN kernels corrupt the heap when they take the input
-gradient through small strided convolutions (a width-8 fernet crashed every vanilla-gradient run
-on a 2-core AVX-512 EPYC; the plain kernels ran clean), so the explanation scripts call
-ferkit.backend.configure_tensorflow(input_gradients=True) before TensorFlow loads; training keeps them.
+`jitter=J` averages each gradient over copies of the face shifted by up to J pixels: a strided
+network's raw input gradient carries its sampling grid, which then averages out while the face's
+evidence stays (jitter=0: the textbook maps). The one backend-specific helper is `_grad`; what
+was measured, and why the scripts turn oneDNN off here: docs/PERFORMANCE.md, section 8.
 """
 import dataclasses
 import functools
@@ -307,7 +288,18 @@ def _check_jitter(jitter):
 
 def vanilla_saliency(model, images, classes, jitter=0, samples=JITTER_SAMPLES, seed=0, batch_size=64):
     """|d score_c / d pixel| (Simonyan et al. 2013), the class score taken before the softmax;
-    with `jitter`, the mean |gradient| over `samples` randomly shifted copies (module doc)."""
+    with `jitter`, the mean |gradient| over `samples` randomly shifted copies (module doc).
+
+    Args:
+        model: a network as built by models.build_model or loaded by load_run.
+        images: uint8-valued faces, (N, 48, 48, 1), (N, 48, 48) or one (48, 48).
+        classes: the class index (0..6) each map explains, one per image or one for all.
+        jitter: shift each copy by up to this many pixels (0..23; module doc); 0: no shifts.
+        samples: shifted copies averaged when jitter > 0.
+        seed: seeds the random shifts.
+        batch_size: images per gradient call.
+
+    Returns float32 maps (N, 48, 48), >= 0."""
     x = _as_batch(images)
     c = _as_classes(classes, len(x))
     jitter = _check_jitter(jitter)
@@ -320,7 +312,19 @@ def vanilla_saliency(model, images, classes, jitter=0, samples=JITTER_SAMPLES, s
 def smoothgrad(model, images, classes, samples=25, sigma=0.15, jitter=0, seed=0, batch_size=64):
     """SmoothGrad (Smilkov et al. 2017): the mean |gradient| over `samples` copies of each image
     with Gaussian noise of standard deviation `sigma` times the input range (0..255), each
-    copy also shifted by up to `jitter` pixels (module doc)."""
+    copy also shifted by up to `jitter` pixels (module doc).
+
+    Args:
+        model: a network as built by models.build_model or loaded by load_run.
+        images: uint8-valued faces, (N, 48, 48, 1), (N, 48, 48) or one (48, 48).
+        classes: the class index (0..6) each map explains, one per image or one for all.
+        samples: noisy copies averaged.
+        sigma: the noise's standard deviation, as a fraction of the input range 0..255.
+        jitter: shift each copy by up to this many pixels (0..23; module doc); 0: no shifts.
+        seed: seeds the random shifts and noise.
+        batch_size: images per gradient call.
+
+    Returns float32 maps (N, 48, 48), >= 0."""
     x = _as_batch(images)
     c = _as_classes(classes, len(x))
     jitter = _check_jitter(jitter)
@@ -335,8 +339,20 @@ def integrated_gradients(model, images, classes, steps=50, baseline=None, jitter
     """Integrated gradients (Sundararajan et al. 2017) from a black baseline: (x - x0) times the
     path-averaged gradient, the path integral by the trapezoid rule over `steps` intervals; with
     `jitter`, each path point's gradient taken on a randomly shifted copy (module doc), which
-    keeps completeness only on average. Returns |attribution| summed over channels, or with
-    `return_attributions` the signed (N, 48, 48, 1) attributions."""
+    keeps completeness only on average.
+
+    Args:
+        model: a network as built by models.build_model or loaded by load_run.
+        images: uint8-valued faces, (N, 48, 48, 1), (N, 48, 48) or one (48, 48).
+        classes: the class index (0..6) each map explains, one per image or one for all.
+        steps: intervals of the path from the baseline to the image.
+        baseline: the path's start, broadcast to the images' shape (None: black).
+        jitter: shift each copy by up to this many pixels (0..23; module doc); 0: no shifts.
+        seed: seeds the random shifts.
+        batch_size: images per gradient call.
+        return_attributions: return the signed (N, 48, 48, 1) attributions instead.
+
+    Returns |attribution| summed over channels (N, 48, 48), or the signed attributions."""
     x = _as_batch(images)
     c = _as_classes(classes, len(x))
     jitter = _check_jitter(jitter)
@@ -360,7 +376,17 @@ def _split_at(model, layer):
 
 def gradcam(model, images, classes, layer=None, batch_size=64, upsample=True):
     """Grad-CAM (Selvaraju et al. 2017): ReLU(sum_k w_k A_k), w_k the spatial mean of
-    d score_c / d A_k, at `layer` (default: `gradcam_layer(model)`), resized to 48x48 (bilinear)."""
+    d score_c / d A_k, at `layer`, resized to 48x48 (bilinear).
+
+    Args:
+        model: a network as built by models.build_model or loaded by load_run.
+        images: uint8-valued faces, (N, 48, 48, 1), (N, 48, 48) or one (48, 48).
+        classes: the class index (0..6) each map explains, one per image or one for all.
+        layer: name of the feature-map layer (None: gradcam_layer(model)).
+        batch_size: images per gradient call.
+        upsample: resize the maps to 48x48; False keeps the layer's (h, w).
+
+    Returns float32 maps (N, 48, 48) or (N, h, w), >= 0."""
     x = _as_batch(images)
     c = _as_classes(classes, len(x))
     target = get_map_layer(model, layer or gradcam_layer(model))
@@ -403,7 +429,16 @@ def _method(name):
 def explain(model, images, classes, method, **options):
     """Dispatch by name (vanilla, smoothgrad, gradcam or ig). Each method gets the options its
     signature names, so one set (samples, steps, jitter, layer, seed...) serves them all; an
-    option no method takes is a TypeError."""
+    option no method takes is a TypeError.
+
+    Args:
+        model: a network as built by models.build_model or loaded by load_run.
+        images: uint8-valued faces, (N, 48, 48, 1), (N, 48, 48) or one (48, 48).
+        classes: the class index (0..6) each map explains, one per image or one for all.
+        method: a name of METHODS (FERError for another).
+        **options: passed to the method that takes them.
+
+    Returns the method's maps (N, 48, 48)."""
     fn = _method(method)[1]
     known = set().union(*(inspect.signature(f).parameters for _, f in METHODS.values()))
     unknown = sorted(set(options) - known)
@@ -415,7 +450,14 @@ def explain(model, images, classes, method, **options):
 
 def saliency_columns(model, images, classes, methods, **options):
     """[(column title, maps (N, 48, 48))] for each method name, in the order given; Grad-CAM's
-    title names its layer (options["layer"], else gradcam_layer(model))."""
+    title names its layer (options["layer"], else gradcam_layer(model)).
+
+    Args:
+        model: a network as built by models.build_model or loaded by load_run.
+        images: uint8-valued faces, (N, 48, 48, 1), (N, 48, 48) or one (48, 48).
+        classes: the class index (0..6) each map explains, one per image or one for all.
+        methods: names of METHODS, one column each, in this order.
+        **options: as explain() takes them."""
     cols = []
     for name in methods:
         title = _method(name)[0]
@@ -501,7 +543,23 @@ def filter_patterns(model, layer_name=None, filters=16, steps=80, step_size=3.0,
     from grey plus low-amplitude noise, on each filter's mean activation over its map (a border
     left out), with random jitter of up to `jitter` pixels, gradient normalization (each step
     moves pixels by `step_size` in RMS), and an L2 ('l2': decay towards grey) or total-variation
-    ('tv') penalty of strength `weight`. `filters`: a count (the first N) or a list of indices."""
+    ('tv') penalty of strength `weight`.
+
+    Args:
+        model: a network as built by models.build_model or loaded by load_run.
+        layer_name: the feature-map layer (None: default_filter_layer(model)).
+        filters: a count (the first N filters) or a list of filter indices.
+        steps: gradient-ascent steps.
+        step_size: the RMS change of the pixels per step.
+        jitter: random shift of up to this many pixels before each step.
+        penalty: 'l2' (decay towards grey) or 'tv' (total variation).
+        weight: the penalty's strength (None: 0.01 for l2, 0.3 for tv).
+        border: rows and columns of the map left out of the objective (None: an eighth of it).
+        noise: standard deviation of the starting noise around grey (0..255 scale).
+        seed: seeds the noise and the shifts.
+        batch_size: filters optimized at once.
+
+    Returns a Patterns (layer, filter indices, images (F, 48, 48) in 0..255, activations)."""
     if penalty not in ("l2", "tv"):
         raise FERError(f"unknown penalty {penalty!r}: choose l2 or tv")
     name = layer_name or default_filter_layer(model)
@@ -527,7 +585,12 @@ def filter_patterns(model, layer_name=None, filters=16, steps=80, step_size=3.0,
 
 
 def feature_maps(model, layer_name, image):
-    """The layer's activations (h, w, channels) for one image (48x48, 48x48x1 or 1x48x48x1)."""
+    """The layer's activations (h, w, channels) for one image.
+
+    Args:
+        model: a network as built by models.build_model or loaded by load_run.
+        layer_name: the name of a layer with a spatial map (map_layers(model) lists them).
+        image: one uint8-valued face, (48, 48), (48, 48, 1) or (1, 48, 48, 1)."""
     layer = get_map_layer(model, layer_name)
     x = _as_batch(image)[:1]
     features = keras.Model(model.input, layer.output)

@@ -74,8 +74,15 @@ def as_model_input(images):
 
 
 def predict_proba(models, images, tta=False, batch_size=256):
-    """Mean softmax (N, 7) over `models` (a model or a list) and, with `tta`, over 10 views.
-    `images`: see as_model_input."""
+    """Mean softmax over `models` and, with `tta`, over 10 views of each face.
+
+    Args:
+        models: a Keras model (as load_run returns it) or a list of them (an ensemble).
+        images: faces in any form as_model_input takes (the module doc): (N, 48, 48, 1) uint8 at best.
+        tta: also average 10 shifted and mirrored views of each face.
+        batch_size: images per model.predict call.
+
+    Returns float32 (N, 7), each row summing to 1, columns in data.CLASS_NAMES order."""
     if not isinstance(models, (list, tuple)):
         models = [models]
     images = as_model_input(images)

@@ -175,9 +175,12 @@ def clip_box(box, shape):
 class FaceReader:
     """A model (or ensemble) loaded once, and a face detector: pictures in, faces with emotions out.
 
-    weights: a run folder or .weights.h5 path, a list of them (ensemble), or None (the default
-    run: best finished run under runs/, else the bundled model). tta: average 10 views per face.
-    detector: 'mtcnn' or 'haar' (None: default_detector())."""
+    Args:
+        weights: a run folder or .weights.h5 path, a list of them (an ensemble), or None (the
+            default run: the best finished run under runs/, else the bundled model).
+        tta: average 10 views of each face.
+        detector: 'mtcnn', 'haar', a Detector, or None (default_detector()).
+        batch_size: faces per model call."""
 
     def __init__(self, weights=None, tta=False, detector=None, batch_size=256):
         weights = [weights] if isinstance(weights, (str, os.PathLike)) else weights

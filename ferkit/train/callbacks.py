@@ -21,13 +21,9 @@ class RunKeeper(keras.callbacks.Callback):
     """After each epoch: history.csv, the best weights (and their sha256), the state to resume
     from, and run.json, which is written last and says which epoch finished.
 
-    Why not Keras' CSVLogger, ModelCheckpoint and BackupAndRestore: they write their files in
-    place, so a kill or a full disk in the middle of a write destroys the previous file, and
-    BackupAndRestore writes the weights and the epoch number in two steps (a kill between them
-    resumes the wrong epoch from the wrong weights). Here every file is written atomically and
-    run.json is the one commit point: the epoch it names is the state file resumed from and the
-    last history row kept. They also cannot refuse a NaN epoch, strip the optimizer from the
-    best weights, record their checksum, or drop the history rows of epochs a resume repeats.
+    Not Keras' CSVLogger, ModelCheckpoint and BackupAndRestore: they write in place (a kill
+    mid-write loses the previous file) and save weights and epoch in two steps; here every file
+    is atomic and run.json, written last, is the one commit point a resume starts from.
 
     Place `keeper.state_saver` before keras.callbacks.SwapEMAWeights (the state holds the raw
     weights) and the keeper after it (validation and best weights use the averaged ones)."""
