@@ -118,13 +118,15 @@ def benchmark(args):
 
 
 class MeanOf:
-    """Several models as one: `predict` averages their softmax, as predict.py's ensembles do."""
+    """Several models as one: `predict` is predict.py's ensemble mean (ferkit.infer.predict_proba)."""
 
     def __init__(self, nets):
         self.nets = nets
 
     def predict(self, x, batch_size=256, verbose=0):
-        return np.mean([net.predict(x, batch_size=batch_size, verbose=verbose) for net in self.nets], axis=0)
+        from ferkit.infer import predict_proba
+
+        return predict_proba(self.nets, x, batch_size=batch_size)
 
 
 def check_peer_file(path):

@@ -24,7 +24,6 @@ from models import INPUT_SHAPE, NUM_CLASSES
 keras = import_keras()  # TensorFlow's start-up notices stay off stderr
 
 
-
 def load_teachers(paths):
     """[(model, info)] for the --teacher run folders; FERError (one line) for a teacher whose
     input or classes differ from the student's."""
