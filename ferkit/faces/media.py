@@ -10,11 +10,15 @@
 Nothing here loads Keras, so bad input is reported before TensorFlow starts. Every problem with
 a file is a FERError naming it; written files appear whole or not at all (ferkit.files).
 Stills are decoded by Pillow (strict: a truncated JPEG or PNG is an error, not a grey band) and
-videos by OpenCV's FFmpeg backend.
+videos by OpenCV's FFmpeg backend. A picture above ferkit.limits.MAX_PICTURE_PIXELS is refused
+from its header, before it is decoded (no DecompressionBombWarning, bounded memory); pictures below
+it are read whole, and detection runs on a copy shrunk to reader.MAX_SIDE pixels on the long side.
+Float pictures (32-bit TIFF) follow to_rgb's rule, as arrays given to the Python API do.
 """
 import contextlib
 import dataclasses
 import os
+import warnings
 
 import cv2
 import numpy as np
@@ -22,6 +26,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ferkit.errors import FERError
 from ferkit.files import output_path
+from ferkit.limits import MAX_PICTURE_PIXELS
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".pgm", ".ppm", ".pnm")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
@@ -76,41 +81,89 @@ def is_image_name(path):
     return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
 
 
-def list_images(folder):
+def list_images(folder, unreadable=None):
     """Every picture under `folder` (recursively; hidden files and folders skipped), sorted by path.
-    Raises FERError when there is none."""
+    Subfolders that cannot be read are appended to `unreadable` as (path, reason) when it is a
+    list (predict.py names them as skipped), else raise FERError. Raises FERError when there is
+    no picture."""
     folder = os.fspath(folder)
-    found = []
-    for root, dirs, files in os.walk(folder):
+    found, failed = [], []
+
+    def onerror(e):
+        failed.append((os.fspath(e.filename or folder), _reason(e)))
+
+    for root, dirs, files in os.walk(folder, onerror=onerror):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
         found += [os.path.join(root, f) for f in files if is_image_name(f)]
+    if failed and (unreadable is None or not found):
+        where, why = failed[0]
+        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+        raise FERError(f"{where}: cannot read this folder ({why}){more}")
     if not found:
         raise FERError(f"{folder}: no pictures in this folder or below it "
                        f"(looked for {', '.join(IMAGE_SUFFIXES)})")
+    if unreadable is not None:
+        unreadable += failed
     return sorted(found)
+
+
+def _reason(e):
+    if isinstance(e, PermissionError):
+        return "permission denied"
+    return (e.strerror or str(e) or type(e).__name__).splitlines()[0]
+
+
+def csv_name(path):
+    """A path as a CSV cell: file names that are not valid UTF-8 (bytes the file system allows)
+    keep their valid part and show each other byte as \\xNN, instead of failing the write."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def read_image(path):
     """A picture file as uint8 RGB (H, W, 3), turned as its EXIF orientation says (as viewers and
-    cv2.imread show it). Raises FERError naming the file when it cannot be decoded whole."""
+    cv2.imread show it). Raises FERError naming the file when it cannot be decoded whole, or when
+    it has more than MAX_PICTURE_PIXELS pixels (refused from its header, before decoding)."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FERError(f"{path}: no such file" if not os.path.exists(path) else f"{path}: not a file")
     try:
-        with Image.open(path) as im:
-            im.load()  # decodes the whole picture: a truncated file fails here
-            im = ImageOps.exif_transpose(im)
-            if im.mode in ("I", "I;16", "I;16B", "I;16L"):  # 16-bit grey: keep the top 8 bits
-                gray = (np.asarray(im, np.uint32) >> 8).clip(0, 255).astype(np.uint8)
-                return np.repeat(gray[:, :, None], 3, axis=2)
-            return np.asarray(im.convert("RGB"))
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our limit is below Pillow's
+            with Image.open(path) as im:
+                check_pixels(path, im.size)
+                im.load()  # decodes the whole picture: a truncated file fails here
+                im = ImageOps.exif_transpose(im)
+                if im.mode in ("I", "I;16", "I;16B", "I;16L"):  # 16-bit grey: keep the top 8 bits
+                    gray = (np.asarray(im, np.uint32) >> 8).clip(0, 255).astype(np.uint8)
+                    return np.repeat(gray[:, :, None], 3, axis=2)
+                if im.mode == "F":  # float grey (TIFF): 0..1 or 0..255, as to_rgb reads arrays
+                    return _float_rgb(path, np.asarray(im, np.float32))
+                return np.asarray(im.convert("RGB"))
+    except Image.DecompressionBombError:
+        raise FERError(f"{path}: more than {MAX_PICTURE_PIXELS:,} pixels, the limit for a picture "
+                       "(ferkit/limits.py); shrink it first") from None
+    except (OSError, SyntaxError, ValueError) as e:
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         if isinstance(e, PermissionError):
             reason = "permission denied"
         elif isinstance(e, UnidentifiedImageError):
             reason = "not a picture format Pillow reads, or a damaged file"
         raise FERError(f"{path}: cannot read the picture ({reason})") from None
+
+
+def check_pixels(path, size):
+    """Refuse a picture of `size` (width, height) above MAX_PICTURE_PIXELS, in one line."""
+    w, h = size
+    if w * h > MAX_PICTURE_PIXELS:
+        raise FERError(f"{path}: {w}x{h} is {w * h:,} pixels, above the limit of {MAX_PICTURE_PIXELS:,} "
+                       "for a picture (ferkit/limits.py); shrink it first")
+
+
+def _float_rgb(path, a):
+    try:
+        return to_rgb(a)
+    except FERError as e:
+        raise FERError(f"{path}: {e}") from None
 
 
 def to_rgb(image, order="rgb"):
@@ -245,6 +298,7 @@ class Job:
     files: list  # pictures to read, in order (the video itself for a video)
     annotated: dict  # input file -> path of its annotated copy (empty without --annotate)
     first: np.ndarray | None = None  # a single picture, already decoded by plan()
+    skipped: list = dataclasses.field(default_factory=list)  # (subfolder, reason): folders that cannot be read
 
 
 def plan(path, annotate=None):
@@ -252,12 +306,18 @@ def plan(path, annotate=None):
 
     Raises FERError (one line naming the file) for a missing, unreadable or truncated picture, a
     video that cannot be opened, a folder without pictures, an --annotate path that is a file or
-    a copy that would overwrite an input."""
+    a copy that would overwrite an input. The copies are outputs the user did not name one by one:
+    predict.py hands them to the outputs guard (ferkit.files.check_outputs, `derived`) with the CSV,
+    before any model loads."""
     path = os.fspath(path)
     kind = input_kind(path)
     if kind.start is None:
         raise FERError(f"{path}: not a picture, folder or video")
-    files, first = kind.start(path)
+    skipped = []
+    if kind is FOLDER:  # unreadable subfolders are skipped, as unreadable pictures are
+        files, first = list_images(path, unreadable=skipped), None
+    else:
+        files, first = kind.start(path)
     annotated = {}
     if annotate is not None:
         annotate = os.fspath(annotate)
@@ -271,15 +331,27 @@ def plan(path, annotate=None):
             if os.path.realpath(out) in inputs:
                 raise FERError(f"{out}: the annotated copy would overwrite an input picture; "
                                "choose another --annotate folder")
-    return Job(kind, path, files, annotated, first)
+    return Job(kind, path, files, annotated, first, skipped)
 
 
 @contextlib.contextmanager
 def video_writer(path, fps, size):
     """A cv2.VideoWriter-like object with .write(rgb) whose file appears only when the block ends
-    without error."""
+    without error and the file holds every frame written: OpenCV reports no write error (a full
+    disk gives a truncated video and a warning), so the file is read back (its frame count) first."""
     suffix = os.path.splitext(path)[1].lower()
-    with output_path(path) as tmp:
+    written = [0]
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # before FFmpeg starts: its notices stay off stderr
+
+    def check(tmp):
+        found = _frame_count(tmp)
+        if found != written[0]:
+            raise FERError(f"{path}: cannot write (the video came out with {found} of {written[0]} frames; "
+                           "is the disk full?); nothing was written")
+
+    log = cv2.utils.logging
+    level = log.getLogLevel()
+    with output_path(path, check=check) as tmp:
         writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*_FOURCC.get(suffix, "mp4v")), fps, size)
         if not writer.isOpened():
             raise FERError(f"{path}: OpenCV cannot write a video here")
@@ -287,8 +359,27 @@ def video_writer(path, fps, size):
         class _Writer:
             def write(self, rgb):
                 writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+                written[0] += 1
 
         try:
+            log.setLogLevel(log.LOG_LEVEL_ERROR)  # a failed write is reported by check(), in one line
             yield _Writer()
         finally:
             writer.release()
+            log.setLogLevel(level)
+
+
+def _frame_count(path):
+    """Frames in a video file: the container's count, else (when it records none) frames decoded."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's notices on a damaged file stay off stderr
+    cap = cv2.VideoCapture(path)
+    try:
+        if not cap.isOpened():
+            return 0
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        if count <= 0:
+            while cap.grab():
+                count += 1
+        return max(count, 0)
+    finally:
+        cap.release()

@@ -18,6 +18,8 @@ import json
 import os
 
 from ferkit.errors import FERError
+from ferkit.limits import MAX_RUN_JSON_BYTES
+from ferkit.runs import schema
 
 RUN_FILE = "run.json"
 WEIGHTS_FILE = "best.weights.h5"
@@ -35,18 +37,27 @@ def state_file(run_dir, epoch):
 
 
 def read_info(run_dir):
-    """run.json of `run_dir` as a dict, or a one-line FERError."""
+    """run.json of `run_dir` as a dict checked against ferkit/runs/schema.py, or a one-line FERError."""
     path = os.path.join(run_dir, RUN_FILE)
     if not os.path.isfile(path):
         raise FERError(f"{run_dir}: not a run folder (no {RUN_FILE}); train one with `python train_cnn.py train.csv`")
     try:
-        with open(path) as f:
+        if os.path.getsize(path) > MAX_RUN_JSON_BYTES:
+            raise FERError(f"{path}: larger than {MAX_RUN_JSON_BYTES:,} bytes; not a run.json of this toolkit")
+        with open(path, encoding="utf-8") as f:
             info = json.load(f)
+    except RecursionError:
+        raise FERError(f"{path}: nested too deeply; not a run.json of this toolkit") from None
     except (OSError, ValueError) as e:
-        raise FERError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(info, dict) or "model" not in info:
+        raise FERError(f"{path}: not valid JSON ({str(e).splitlines()[0][:200]})") from None
+    if isinstance(info, dict) and "model" not in info:
         raise FERError(f"{path}: no 'model' entry")
-    return info
+    return schema.validate(info, path)  # untrusted: types and bounds before anything uses it
+
+
+def weights_path(run_dir, info):
+    """The run's own weights file as run.json names it, refused unless inside the run folder."""
+    return schema.weights_path(run_dir, info, WEIGHTS_FILE)
 
 
 def members(path):
@@ -81,6 +92,8 @@ def run_files(path):
     if os.path.isdir(folder):
         files += [os.path.join(folder, f) for f in sorted(os.listdir(folder))
                   if os.path.isfile(os.path.join(folder, f))]
+        if os.path.isfile(os.path.join(folder, RUN_FILE)):  # run.json checked (schema) before TensorFlow loads
+            files.append(weights_path(folder, read_info(folder)))
     return files
 
 
