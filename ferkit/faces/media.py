@@ -18,6 +18,7 @@ Float pictures (32-bit TIFF) follow to_rgb's rule, as arrays given to the Python
 import contextlib
 import dataclasses
 import os
+import re
 import warnings
 
 import cv2
@@ -139,8 +140,10 @@ def read_image(path):
                 if im.mode == "F":  # float grey (TIFF): 0..1 or 0..255, as to_rgb reads arrays
                     return _float_rgb(path, np.asarray(im, np.float32))
                 return np.asarray(im.convert("RGB"))
-    except Image.DecompressionBombError:
-        raise FERError(f"{path}: more than {MAX_PICTURE_PIXELS:,} pixels, the limit for a picture "
+    except Image.DecompressionBombError as e:  # Pillow's own limit, above ours, refused it at open
+        found = re.search(r"\((\d+) pixels\)", str(e))
+        size = f"{int(found[1]):,} pixels" if found else "more pixels"
+        raise FERError(f"{path}: {size}, above the limit of {MAX_PICTURE_PIXELS:,} for a picture "
                        "(ferkit/limits.py); shrink it first") from None
     except (OSError, SyntaxError, ValueError) as e:
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__

@@ -93,7 +93,9 @@ def run_files(path):
         files += [os.path.join(folder, f) for f in sorted(os.listdir(folder))
                   if os.path.isfile(os.path.join(folder, f))]
         if os.path.isfile(os.path.join(folder, RUN_FILE)):  # run.json checked (schema) before TensorFlow loads
-            files.append(weights_path(folder, read_info(folder)))
+            named = weights_path(folder, read_info(folder))
+            if not any(os.path.abspath(named) == os.path.abspath(f) for f in files):
+                files.append(named)
     return files
 
 

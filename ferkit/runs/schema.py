@@ -29,7 +29,7 @@ RUN_SCHEMA = {
         "augment": {"type": ["null", "boolean", "object"], "maxProperties": 64, "additionalProperties": _SCALAR},
         "preprocess": {"type": ["null", "object"], "maxProperties": 64, "additionalProperties": _SCALAR},
         "weights": {"type": "string", "minLength": 1, "maxLength": 255},
-        "weights_sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+        "weights_sha256": {"type": ["string", "null"], "pattern": "^[0-9a-f]{64}$"},
         "val_accuracy": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
         "val_loss": {"type": ["number", "null"]},
         "epochs_done": {"type": "integer", "minimum": 0},
