@@ -72,9 +72,10 @@ def check_args(args):
     if not 0 <= args.jitter <= 23:
         raise FERError(f"--jitter {args.jitter}: a shift of 0..23 pixels")
     outputs = [args.out, args.json or figures.derived_path(args.out, "", ".json")]
-    derived = [] if args.json else outputs[1:]  # the .json beside --out: never over a user's file
-    preflight.check(outputs, [args.data], [args.weights], usage=args.usage, derived=derived)
-    check_outputs(outputs, [args.experiments, args.runs], derived=derived)  # every file under those folders is an input
+    # the .json beside --out, unless named with --json, is derived: it never replaces a user's file
+    named, derived = (outputs, []) if args.json else (outputs[:1], outputs[1:])
+    preflight.check(named, [args.data], [args.weights], usage=args.usage, derived=derived)
+    check_outputs(named, [args.experiments, args.runs], derived=derived)  # every file under those folders is an input
     if args.data is None:
         return outputs, None
     ds = data.load_csv(args.data, usage=args.usage)

@@ -175,7 +175,7 @@ def check_outputs(outputs, inputs=(), derived=()):
     name (written beside or below a named one); they must not replace a file this toolkit did
     not write. Nothing is created here."""
     derived = [os.fspath(d) for d in derived if d is not None]
-    outputs = [os.fspath(o) for o in outputs if o is not None and os.fspath(o) not in derived] + derived
+    outputs = [os.fspath(o) for o in outputs if o is not None] + derived
     inputs = _expand(inputs)
     for i, out in enumerate(outputs):
         for inp in inputs:
