@@ -57,7 +57,9 @@ def check_args(args):
     outputs = [args.out] + ([maps_out] if args.data else [])
     for path in outputs:
         figures.check_format(path)
-    preflight.check(outputs, [args.data], [args.weights], usage=args.usage)
+    derived = outputs[1:] if not args.maps_out else []  # the maps beside --out: never over a user's file
+    preflight.check(outputs[:1] if derived else outputs, [args.data], [args.weights], usage=args.usage,
+                    derived=derived)
     if args.data is None:
         return outputs, None
     ds = data.load_csv(args.data, usage=args.usage)

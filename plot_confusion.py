@@ -43,7 +43,9 @@ def check_args(args):
     outputs = [args.out]
     if args.json is not None:
         outputs.append(args.json or figures.derived_path(args.out, "", ".json"))
-    preflight.check(outputs, [args.data], args.weights or [], usage=args.usage)
+    derived = outputs[1:] if args.json == "" else []  # the .json beside --out: never over a user's file
+    preflight.check(outputs[:1] if derived else outputs, [args.data], args.weights or [], usage=args.usage,
+                    derived=derived)
     ds = data.load_csv(args.data, usage=args.usage)
     if ds.labels is None:
         raise FERError(f"{args.data}: no label column; a confusion matrix needs labelled data")

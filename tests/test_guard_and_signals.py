@@ -221,6 +221,24 @@ def test_make_report_never_replaces_a_users_json_beside_the_pdf(tmp_path, capsys
     assert "missing.csv: no such file" in one_error_line(capsys)
 
 
+@pytest.mark.parametrize("script, args, beside", [
+    ("plot_confusion", ["--out", "{d}/c.png", "--json"], "c.json"),
+    ("filter_vis", ["--out", "{d}/f.png"], "f-maps.png"),
+])
+def test_the_figure_scripts_never_replace_a_users_file_beside_their_output(tmp_path, capsys, script, args, beside):
+    import importlib
+
+    mydocs = tmp_path / "mydocs"
+    mydocs.mkdir()
+    (mydocs / beside).write_bytes(b"mine")
+    x, y = synthetic.make_faces(8, seed=1)
+    labelled = synthetic.write_csv(tmp_path / "l.csv", x, y)
+    argv = ["--data", str(labelled), "--weights", BUNDLED] + [a.format(d=mydocs) for a in args]
+    assert importlib.import_module(script).main(argv) == 2
+    assert f"{mydocs / beside}: already exists and this toolkit did not write it" in one_error_line(capsys)
+    assert (mydocs / beside).read_bytes() == b"mine" and os.listdir(mydocs) == [beside]
+
+
 def test_derived_outputs_are_recorded_and_only_unchanged_ones_count_as_ours(tmp_path):
     named, beside = tmp_path / "r.pdf", tmp_path / "r.json"
     outputs.check_outputs([named], derived=[beside])
