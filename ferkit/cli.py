@@ -42,6 +42,9 @@ def run_main(fn):
     (kill, a container or job scheduler stopping the script) both end it as a KeyboardInterrupt, so
     half-written outputs are removed (ferkit.files) and a training records where it stopped:
     `interrupted` on stderr, exit status 130."""
+    for stream in (sys.stdout, sys.stderr):  # a file name that is not UTF-8 is printed with \\xNN, never a traceback
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.reconfigure(errors="backslashreplace")
     try:
         with sigterm_as_ctrl_c():
             return fn() or 0

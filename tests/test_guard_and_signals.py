@@ -260,9 +260,10 @@ def test_a_file_name_that_is_not_utf8_still_gets_its_row(tmp_path, capsys):
     shutil.copy(HOPPER, folder / "good.jpg")
     odd = os.path.join(os.fsencode(folder), b"caf\xe9-\xff.jpg")  # Latin-1 bytes, as old cameras wrote
     shutil.copy(HOPPER, odd)
-    out = tmp_path / "faces.csv"
+    out = os.fsdecode(os.path.join(os.fsencode(tmp_path), b"r\xe9sultats.csv"))  # printed at the end
     assert run_predict(folder, out, "--annotate", tmp_path / "ann") == 0
-    text = out.read_text(encoding="utf-8")  # still UTF-8: the odd bytes are written as \xNN
+    assert "r\\udce9sultats.csv in " in capsys.readouterr().out  # printed, not a UnicodeEncodeError
+    text = open(out, encoding="utf-8").read()  # still UTF-8: the odd bytes are written as \xNN
     assert f"{folder}/caf\\xe9-\\xff.jpg,0," in text and f"{folder}/good.jpg,0," in text
     assert os.path.exists(os.path.join(os.fsencode(tmp_path), b"ann", b"caf\xe9-\xff.jpg"))
 

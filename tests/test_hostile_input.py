@@ -327,6 +327,23 @@ def test_the_weights_file_just_read_is_never_overwritten_by_the_csv(tmp_path, ca
     assert victim.read_bytes() == before
 
 
+def test_no_file_of_a_run_is_read_through_a_symlink_leading_out_of_it(tmp_path, capsys):
+    src = tmp_path / "t.csv"
+    x, _ = synthetic.make_faces(4, seed=1)
+    synthetic.write_csv(src, x)
+    run = hostile_run(tmp_path, "linked")
+    os.rename(run / runs.RUN_FILE, tmp_path / "elsewhere.json")
+    os.symlink(tmp_path / "elsewhere.json", run / runs.RUN_FILE)
+    assert predict.main([str(src), str(tmp_path / "out.csv"), "--weights", str(run)]) == 2
+    assert f"{run / 'run.json'}: leads outside the run folder" in one_error_line(capsys)
+    from ferkit.runs import layout
+
+    hist = hostile_run(tmp_path, "history")
+    (hist / runs.HISTORY_FILE).write_text("epoch,loss\n1," + "9" * 200_000 + "\n")  # past csv's field limit
+    with pytest.raises(FERError, match=r"history\.csv: not a readable history\.csv"):
+        layout.read_history(hist)
+
+
 def test_a_run_without_weights_sha256_warns_in_one_line(tmp_path, capsys):
     run = hostile_run(tmp_path, "nosha", weights_sha256=None)
     src = tmp_path / "t.csv"

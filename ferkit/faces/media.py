@@ -236,6 +236,7 @@ def open_video(path):
     try:
         if not cap.isOpened() or cap.get(cv2.CAP_PROP_FRAME_WIDTH) <= 0:
             raise FERError(f"{path}: cannot open the video (not a video file, or a codec OpenCV lacks)")
+        check_pixels(path, (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))))
         if not cap.grab():
             raise FERError(f"{path}: the video holds no frame that can be decoded")
         cap.set(cv2.CAP_PROP_POS_FRAMES, 0)

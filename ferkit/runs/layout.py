@@ -41,6 +41,7 @@ def read_info(run_dir):
     path = os.path.join(run_dir, RUN_FILE)
     if not os.path.isfile(path):
         raise FERError(f"{run_dir}: not a run folder (no {RUN_FILE}); train one with `python train_cnn.py train.csv`")
+    schema.inside(run_dir, path)
     try:
         if os.path.getsize(path) > MAX_RUN_JSON_BYTES:
             raise FERError(f"{path}: larger than {MAX_RUN_JSON_BYTES:,} bytes; not a run.json of this toolkit")
@@ -79,8 +80,14 @@ def read_history(folder):
     path = os.path.join(folder, HISTORY_FILE)
     if not os.path.exists(path):
         return []
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+    schema.inside(folder, path)
+    if os.path.getsize(path) > MAX_RUN_JSON_BYTES * 16:
+        raise FERError(f"{path}: larger than {MAX_RUN_JSON_BYTES * 16:,} bytes; not a history.csv of this toolkit")
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            return list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise FERError(f"{path}: not a readable history.csv ({str(e).splitlines()[0][:200]})") from None
 
 
 def run_files(path):

@@ -83,6 +83,14 @@ def _expected(error):
     return f"out of bounds ({error.validator} {error.validator_value!r:.60})"
 
 
+def inside(run_dir, path):
+    """Refuse `path` (a file of the run folder) when, symlinks followed, it lies outside `run_dir`."""
+    real, home = os.path.realpath(path), os.path.realpath(run_dir)
+    if os.path.commonpath([real, home]) != home:
+        raise FERError(f"{path}: leads outside the run folder ({real}); refused")
+    return path
+
+
 def weights_path(run_dir, info, default):
     """The weights file run.json names (`default` when it names none), refused unless it lies
     inside `run_dir`: a relative path without `..`, and, symlinks followed, still inside."""
@@ -94,7 +102,7 @@ def weights_path(run_dir, info, default):
     if os.path.isabs(name) or ".." in parts or "\0" in name:
         raise FERError(f"{where}: weights = {name!r:.60}: must name a file inside the run folder")
     path = os.path.join(run_dir, name)
-    real, home = os.path.realpath(path), os.path.realpath(run_dir)
-    if os.path.commonpath([real, home]) != home:
-        raise FERError(f"{where}: weights = {name!r:.60}: leads outside the run folder ({real}); refused")
-    return path
+    try:
+        return inside(run_dir, path)
+    except FERError as e:
+        raise FERError(f"{where}: weights = {name!r:.60}: {str(e).split(': ', 1)[1]}") from None

@@ -16,7 +16,7 @@ import data
 from ferkit.backend import import_keras
 from ferkit.cli import plural
 from ferkit.errors import FERError
-from ferkit.files import atomic_path
+from ferkit.files import output_path
 from ferkit.runs.layout import TEACHER_FILE
 from ferkit.runs.load import load_run
 from models import INPUT_SHAPE, NUM_CLASSES
@@ -64,7 +64,7 @@ def training_probs(args, images, run_dir=None):
 
 def save_probs(run_dir, probs):
     """Cache the teachers' probabilities in the run folder, for --resume."""
-    with atomic_path(os.path.join(run_dir, TEACHER_FILE)) as tmp, open(tmp, "wb") as f:
+    with output_path(os.path.join(run_dir, TEACHER_FILE)) as tmp, open(tmp, "wb") as f:  # full disk: one line
         np.save(f, probs)
 
 
