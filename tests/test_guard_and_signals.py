@@ -331,6 +331,26 @@ def test_sigterm_during_predict_is_handled_as_ctrl_c_and_leaves_no_temporary_fil
     assert os.listdir(out_dir) == []  # no .tmp-* file beside the output, and no output
 
 
+def test_sigterm_during_training_stops_it_as_ctrl_c_and_says_how_to_resume(tmp_path):
+    from tests.test_training_reliability import _SLOW_SECOND_EPOCH
+
+    x, y = synthetic.make_faces(64, seed=1)
+    xv, yv = synthetic.make_faces(21, seed=2)
+    train, val = synthetic.write_csv(tmp_path / "t.csv", x, y), synthetic.write_csv(tmp_path / "v.csv", xv, yv)
+    out = tmp_path / "run"
+    child = subprocess.Popen([sys.executable, "-c", _SLOW_SECOND_EPOCH, str(train), "--model", "fernet", "--option",
+                              "width=4", "--batch-size", "32", "--val", str(val), "--epochs", "3", "--out", str(out),
+                              "--quiet"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in child.stdout:
+        if line.startswith("slow step"):
+            break
+    child.send_signal(signal.SIGTERM)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 130, err[-2000:]
+    assert f"interrupted after 1 epoch; continue with: python train_cnn.py {train} --out {out} --resume" in err
+    assert json.load(open(out / "run.json"))["status"] == "interrupted" and ".lock" not in os.listdir(out)
+
+
 def test_ctrl_c_after_the_last_epochs_checks_still_says_how_to_resume(tmp_path, capsys, monkeypatch):
     """The race: a Ctrl-C that came while the last epoch's files were written passed every check
     of fit() and was lost; the run exited 0 without the "interrupted ... --resume" line."""
