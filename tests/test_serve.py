@@ -3,10 +3,10 @@ what each kind of bad input gets: a one-line message, the server still answering
 client, no upload left on disk. The routes run in-process (Starlette's TestClient, httpx) on a
 stand-in reader that finds one fixed face, so these tests need no model; the last ones start
 serve.py itself with the bundled model. The real browser: tests/test_serve_browser.py."""
+import glob
 import io
 import os
 import socket
-import threading
 
 import av
 import cv2
@@ -19,10 +19,12 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 import serve  # noqa: E402
 from ferkit.faces import media  # noqa: E402
+from ferkit.runs import load as runs  # noqa: E402
 from ferkit.web import app as web  # noqa: E402
 from ferkit.web import service as svc  # noqa: E402
 
 BOX = (40, 30, 64, 64)
+BUNDLED = os.path.dirname(sorted(glob.glob(os.path.join(runs.PRETRAINED_DIR, "*", runs.RUN_FILE)))[0])
 
 
 class FakeFace:
@@ -143,7 +145,8 @@ def test_photo_upload_gives_faces_and_an_annotated_jpeg(client):
 @pytest.mark.parametrize("route, name, content, status, message", [
     ("photo", "a/b/../notes.jpg", b"just text", 400, "notes.jpg: cannot read the picture"),
     ("photo", "x.png", b"", 400, "the upload is empty"),
-    ("video", "/etc/passwd", b"not a video" * 50, 400, "passwd: cannot open the video"),
+    ("video", "/etc/passwd", b"not a video" * 50, 400, "passwd: not a video file name (expected .mp4"),
+    ("video", "../../x.webm", b"not a video" * 50, 400, "x.webm: cannot open the video"),
     ("video", "clip.mp4", b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 2000, 400, "clip.mp4: cannot open the video"),
 ])
 def test_bad_upload_is_one_message_naming_the_file_and_nothing_stays(client, route, name, content, status, message):
@@ -248,39 +251,20 @@ def test_serve_refuses_a_port_in_use_before_loading_the_model(capsys):
 @pytest.mark.slow
 def test_serve_py_answers_on_localhost_with_the_model(capsys):
     """serve.py itself, with the bundled model: the address printed, the page, a frame with a face."""
-    import glob
+    import json
 
     import matplotlib.cbook
     from websockets.sync.client import connect
 
-    from ferkit.runs import load as runs
+    from tests.serve_helpers import running_serve
 
-    bundled = os.path.dirname(sorted(glob.glob(os.path.join(runs.PRETRAINED_DIR, "*", runs.RUN_FILE)))[0])
-    started = threading.Event()
-    box = {}
-
-    def ready(server):
-        box["server"] = server
-        started.set()
-
-    thread = threading.Thread(target=lambda: box.setdefault("rc", serve.main(
-        ["--port", "0", "--weights", bundled], ready=ready)), daemon=True)
-    thread.start()
-    assert started.wait(300)
-    server = box["server"]
-    host, port = server.servers[0].sockets[0].getsockname()[:2]
-    assert host == "127.0.0.1"
     hopper = open(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False), "rb").read()
-    try:
-        with connect(f"ws://127.0.0.1:{port}/ws/camera", max_size=2**22) as ws:
+    with running_serve(["--weights", BUNDLED]) as (url, box):
+        assert url.startswith("http://127.0.0.1:")
+        with connect(url.replace("http", "ws") + "/ws/camera", max_size=2**22) as ws:
             ws.send(hopper)
-            import json
-
             reply = json.loads(ws.recv(timeout=120))
-    finally:
-        server.should_exit = True
-        thread.join(30)
     assert box["rc"] == 0
     assert len(reply["faces"]) == 1 and 150 < reply["faces"][0]["box"][0] < 230
     out = capsys.readouterr().out
-    assert f"serving on http://127.0.0.1:{port}/" in out and "faces found by" in out
+    assert f"serving on {url}/" in out and "faces found by" in out

@@ -62,8 +62,9 @@ def uvicorn_settings():
     """What keeps a client's memory bounded at the socket: frames above MAX_FRAME_BYTES close the
     connection (1009); the sans-I/O WebSocket stops reading a connection while a message of it
     waits for the app (a client sending faster than it is answered is held back by TCP); 32
-    connections at once."""
-    return {"ws": "websockets-sansio", "ws_max_size": svc.MAX_FRAME_BYTES + 4096,
+    connections at once. log_config None: uvicorn leaves the process's logging alone (its own
+    set-up closes every handler already there) and its warnings reach stderr through Python's."""
+    return {"log_config": None, "ws": "websockets-sansio", "ws_max_size": svc.MAX_FRAME_BYTES + 4096,
             "ws_per_message_deflate": False, "limit_concurrency": 32, "timeout_keep_alive": 5}
 
 
@@ -201,6 +202,8 @@ def create_app(service, workdir=None):
         name = _display_name(name, "video")
         if not 1 <= every <= 100:
             raise Refused(400, f"every must be 1..100, not {every}")
+        if not svc.safe_suffix(name, media.VIDEO_SUFFIXES):
+            raise Refused(400, f"{name}: not a video file name (expected {' '.join(media.VIDEO_SUFFIXES)})")
         with job():
             path = await receive(request, media.VIDEO_SUFFIXES)
             token = secrets.token_hex(16)

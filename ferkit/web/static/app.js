@@ -16,7 +16,9 @@ function say(id, text, error = false) {
   el.classList.toggle("error", error);
 }
 
-function megabytes(n) { return (n / 2 ** 20).toFixed(0) + " MB"; }
+function size(n) {  // as the server words it (ferkit/web/app.py _size)
+  return n >= 2 ** 20 ? (n / 2 ** 20).toFixed(1).replace(/\.0$/, "") + " MB" : n.toLocaleString("en-US") + " bytes";
+}
 
 // ------------------------------------------------------------------ tabs and limits
 
@@ -31,7 +33,7 @@ for (const tab of document.querySelectorAll(".tab")) {
 fetch("/api/info").then((r) => r.json()).then((info) => {
   ferkit.info = info;
   $("model").textContent = info.model;
-  const up = `at most ${megabytes(info.limits.upload_bytes)}`;
+  const up = `at most ${size(info.limits.upload_bytes)}`;
   $("photo-limit").textContent = `${up}, ${(info.limits.picture_pixels / 1e6).toFixed(0)} megapixels`;
   $("video-limit").textContent = `${up}; the first ${info.limits.video_frames} frames are read`;
 }).catch(() => say("camera-message", "the server does not answer; is serve.py running?", true));
@@ -199,7 +201,7 @@ $("camera-stop").addEventListener("click", stopCamera);
 async function upload(kind, file, extra = "") {
   const limit = ferkit.info ? ferkit.info.limits.upload_bytes : Infinity;
   if (file.size > limit) {  // refused here: a browser may not show the server's early answer
-    throw new Error(`${file.name} is ${(file.size / 2 ** 20).toFixed(1)} MB; the limit is ${megabytes(limit)}`);
+    throw new Error(`${file.name} is ${size(file.size)}; the limit is ${size(limit)}`);
   }
   let response;
   try {
