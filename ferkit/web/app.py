@@ -1,7 +1,7 @@
 """The web server behind serve.py: a FastAPI app, and the uvicorn settings that bound it.
 
     GET  /                      the page (static/index.html, app.js, style.css)
-    GET  /api/info              the model line and the limits, for the page
+    GET  /api/info              the model line, the limits, the cameras and uploads in progress
     WS   /ws/camera             binary JPEG frames in, one JSON reply per frame out
     POST /api/photo?name=N      the picture's bytes as the body -> faces + annotated JPEG (data: URL)
     POST /api/video?name=N&every=K   the video's bytes -> rows + links to the annotated .mp4 and CSV
@@ -104,7 +104,7 @@ def create_app(service, workdir=None):
 
     @app.get("/api/info")
     async def info():
-        return {"model": service.description,
+        return {"model": service.description, "cameras": state["cameras"], "jobs": state["jobs"],
                 "limits": {"frame_bytes": svc.MAX_FRAME_BYTES, "upload_bytes": svc.MAX_UPLOAD_BYTES,
                            "picture_pixels": svc.MAX_PICTURE_PIXELS, "video_pixels": svc.MAX_VIDEO_PIXELS,
                            "video_frames": svc.MAX_VIDEO_FRAMES, "cameras": svc.MAX_CAMERAS, "jobs": svc.MAX_JOBS},
