@@ -10,7 +10,7 @@ faces (grace_hopper.jpg's face pasted on scikit-learn's china.jpg) and waiting f
 before sending the next, as the page does. Per phase it prints the replies per second (all
 clients together), the latency per frame (median and 95th percentile) and the server's resident
 memory (the highest sample, read from /proc every 0.2 s). Then the misbehaving clients: one
-that sends 200 frames without reading a reply, several that leave mid-frame, and one past the
+that sends 200 frames without reading a reply, three that leave mid-frame, and one past the
 camera limit (refused); the server's memory and its answer to a last ordinary frame follow.
 Bounded, by design: a client has at most one frame being processed and the server stops reading
 a connection while one of its messages waits (ferkit/web/app.py uvicorn_settings).
@@ -141,14 +141,15 @@ def misbehave(url, payload, pid):
                     sent += 1
             except (ConnectionClosed, TimeoutError) as e:
                 why = f"then the connection ended ({e})"
-        notes.append(f"flood: sent {sent} frames without reading a reply, {why}")
-        for _ in range(5):  # leave with a frame in flight
+        notes.append(f"flood: sent {sent} frames without reading a reply, {why}; the server counted "
+                     f"it gone {wait_idle(url):.1f} s later")
+        from ferkit.web import service
+
+        leavers = service.MAX_CAMERAS - 1  # a stream counts until its frame in flight is done
+        for _ in range(leavers):
             with connect(url, max_size=2**22) as ws:
                 ws.send(payload)
-        notes.append("5 clients left mid-frame")
-        waited = wait_idle(url)
-        notes.append(f"the server noticed all of them gone after {waited:.1f} s (their frames finish first)")
-        from ferkit.web import service
+        notes.append(f"{leavers} clients left mid-frame; the server counted them gone {wait_idle(url):.1f} s later")
 
         with contextlib.ExitStack() as stack:
             held = [stack.enter_context(connect(url, max_size=2**22)) for _ in range(service.MAX_CAMERAS)]

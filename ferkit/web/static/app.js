@@ -6,6 +6,7 @@
 const CLASSES = ["Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral"];
 const COLORS = ["rgb(230,40,40)", "rgb(120,170,20)", "rgb(150,60,200)", "rgb(255,200,0)",
                 "rgb(40,110,230)", "rgb(255,120,0)", "rgb(200,200,200)"];  // media.COLORS
+const SEND_WIDTH = 640;  // camera frames wider than this are shrunk before they are sent
 const $ = (id) => document.getElementById(id);
 const ferkit = window.ferkit = {info: null, camera: {replies: 0, errors: [], received: null, drawn: []},
                                 photo: null, video: null};
@@ -58,6 +59,8 @@ async function startCamera() {
   const video = $("camera-video");
   video.srcObject = cam.stream;
   await video.play();
+  // the overlay is stretched over the video: give the stage the camera's shape (16:9 webcams too)
+  if (video.videoWidth) video.parentElement.style.aspectRatio = `${video.videoWidth} / ${video.videoHeight}`;
   cam.running = true;
   $("camera-start").disabled = true;
   $("camera-stop").disabled = false;
@@ -89,9 +92,10 @@ function sendFrame() {
     return;
   }
   cam.busy = true;  // one frame in flight: the next one is taken when this one's reply arrives
-  grab.width = video.videoWidth;
-  grab.height = video.videoHeight;
-  grab.getContext("2d").drawImage(video, 0, 0);
+  const scale = Math.min(1, SEND_WIDTH / video.videoWidth);  // HD webcams: sent at 640 wide
+  grab.width = Math.round(video.videoWidth * scale);
+  grab.height = Math.round(video.videoHeight * scale);
+  grab.getContext("2d").drawImage(video, 0, 0, grab.width, grab.height);
   grab.toBlob(async (blob) => {
     if (!blob || !cam.ws || cam.ws.readyState !== WebSocket.OPEN) { cam.busy = false; return; }
     const buf = await blob.arrayBuffer();
