@@ -35,7 +35,7 @@ def build_parser():
                    "a Keras backend other than TensorFlow)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on; 0.0.0.0 shares the page with "
                    "every machine that can reach this one")
-    p.add_argument("--port", type=port_number, default=8000, help="port to listen on (0: any free one)")
+    p.add_argument("--port", type=port_number, default=8000, help="port to listen on; 0 picks a free one")
     return p
 
 

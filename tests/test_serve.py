@@ -18,6 +18,7 @@ pytest.importorskip("httpx2", reason="httpx2 (requirements-dev.txt) drives Starl
 from fastapi.testclient import TestClient  # noqa: E402
 
 import serve  # noqa: E402
+from ferkit.errors import FERError  # noqa: E402
 from ferkit.faces import media  # noqa: E402
 from ferkit.runs import load as runs  # noqa: E402
 from ferkit.web import app as web  # noqa: E402
@@ -268,3 +269,31 @@ def test_serve_py_answers_on_localhost_with_the_model(capsys):
     assert len(reply["faces"]) == 1 and 150 < reply["faces"][0]["box"][0] < 230
     out = capsys.readouterr().out
     assert f"serving on {url}/" in out and "faces found by" in out
+
+
+# --- annotated videos browsers play (ferkit/faces/media.py video_writer, also predict.py --annotate)
+
+@pytest.mark.parametrize("suffix, codec", [(".mp4", "h264"), (".webm", "vp9"), (".mov", "h264"), (".avi", "mjpeg")])
+def test_video_writer_encodes_what_browsers_play_and_pads_odd_sides(tmp_path, suffix, codec):
+    rng = np.random.default_rng(0)
+    base = cv2.GaussianBlur((rng.random((121, 161, 3)) * 255).astype(np.uint8), (0, 0), 4)
+    path = tmp_path / ("clip" + suffix)
+    with media.video_writer(path, 12.5, (161, 121)) as writer:
+        for i in range(8):
+            writer.write(np.roll(base, i, axis=1))
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+        assert stream.codec_context.name == codec and float(stream.average_rate) == pytest.approx(12.5, abs=0.01)
+    assert len(frames) == 8 and frames[0].shape == (122, 162, 3)  # 4:2:0 needs even sides: one edge row/column added
+    assert np.abs(frames[3][:121, :161].astype(int) - np.roll(base, 3, axis=1)).mean() < 8  # the picture, not noise
+    assert os.listdir(tmp_path) == [path.name]
+
+
+def test_video_writer_leaves_no_file_when_writing_fails(tmp_path):
+    path = tmp_path / "clip.mp4"
+    with pytest.raises(FERError, match="video frame of 100x80 pixels in a video of 64x48"):
+        with media.video_writer(path, 10, (64, 48)) as writer:
+            writer.write(np.zeros((48, 64, 3), np.uint8))
+            writer.write(np.zeros((80, 100, 3), np.uint8))
+    assert os.listdir(tmp_path) == []
