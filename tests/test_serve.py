@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-pytest.importorskip("httpx2", reason="httpx2 (requirements-dev.txt) drives Starlette's TestClient")
-from fastapi.testclient import TestClient  # noqa: E402
+TestClient = pytest.importorskip("fastapi.testclient", reason="httpx2 (requirements-dev.txt) drives Starlette's "
+                                 "TestClient").TestClient
 
 import serve  # noqa: E402
 from ferkit.errors import FERError  # noqa: E402
