@@ -5,7 +5,7 @@
     rgb = decode_frame(jpeg_bytes)                   # FERError for anything that is not a picture
 
 All clients share one model; `Service.stream()` objects take one lock around each frame, so the
-model runs one frame at a time (two cores gain nothing from two at once) and a long video
+model runs one frame at a time (TensorFlow spreads each call over the cores already) and a long video
 interleaves frame by frame with the cameras instead of stalling them. Nothing here knows HTTP.
 """
 import base64
