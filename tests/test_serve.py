@@ -158,6 +158,22 @@ def test_bad_upload_is_one_message_naming_the_file_and_nothing_stays(client, rou
     assert client.get("/api/info").status_code == 200  # still up
 
 
+def test_a_bug_in_processing_is_a_message_and_the_server_goes_on(tmp_path):
+    class Broken(FakeReader):
+        def read(self, rgb):
+            raise ZeroDivisionError("division by zero")
+
+    app = web.create_app(svc.Service(Broken()), workdir=tmp_path)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        r = client.post("/api/photo", params={"name": "me.jpg"}, content=jpeg())
+        assert r.status_code == 500 and r.json()["error"] == "internal error: ZeroDivisionError: division by zero"
+        with client.websocket_connect("/ws/camera") as ws:
+            ws.send_bytes(jpeg())
+            assert ws.receive_json()["error"] == "internal error: ZeroDivisionError: division by zero"
+        assert client.get("/api/info").status_code == 200
+        assert os.listdir(os.path.join(app.state.tempdir, "uploads")) == []
+
+
 def test_upload_over_the_limit_is_refused_as_it_arrives(client, monkeypatch):
     monkeypatch.setattr(svc, "MAX_UPLOAD_BYTES", 10_000)
     big = jpeg(400, 300) + b"\x00" * 20_000

@@ -98,6 +98,10 @@ def create_app(service, workdir=None):
     async def refused(request, e):
         return JSONResponse({"error": str(e)}, status_code=e.status)
 
+    @app.exception_handler(Exception)
+    async def bug(request, e):  # a line the page can show; the traceback still goes to stderr
+        return JSONResponse({"error": f"internal error: {type(e).__name__}: {e}"}, status_code=500)
+
     @app.get("/")
     async def index():
         return FileResponse(os.path.join(STATIC, "index.html"), headers={"Cache-Control": "no-store"})
