@@ -10,10 +10,11 @@
 Nothing here loads Keras, so bad input is reported before TensorFlow starts. Every problem with
 a file is a FERError naming it; written files appear whole or not at all (ferkit.files).
 Stills are decoded by Pillow (strict: a truncated JPEG or PNG is an error, not a grey band) and
-videos by OpenCV's FFmpeg backend. A picture above ferkit.limits.MAX_PICTURE_PIXELS is refused
-from its header, before it is decoded (no DecompressionBombWarning, bounded memory); pictures below
-it are read whole, and detection runs on a copy shrunk to reader.MAX_SIDE pixels on the long side.
-Float pictures (32-bit TIFF) follow to_rgb's rule, as arrays given to the Python API do.
+videos are read by OpenCV's FFmpeg backend and written by PyAV's (H.264 or VP9, which browsers play).
+A picture above ferkit.limits.MAX_PICTURE_PIXELS is refused from its header, before it is decoded
+(no DecompressionBombWarning, bounded memory); pictures below it are read whole, and detection runs
+on a copy shrunk to reader.MAX_SIDE pixels on the long side. Float pictures (32-bit TIFF) follow
+to_rgb's rule, as arrays given to the Python API do.
 """
 import contextlib
 import dataclasses
@@ -31,8 +32,17 @@ from ferkit.limits import MAX_PICTURE_PIXELS
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".pgm", ".ppm", ".pnm")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
-# Annotated videos: OpenCV's pip wheels write MPEG-4 Part 2 into .mp4/.mov/.m4v and MJPEG into .avi.
-_FOURCC = {".avi": "MJPG", ".mp4": "mp4v", ".mov": "mp4v", ".m4v": "mp4v"}
+# Annotated videos, written by PyAV (the `av` wheel bundles FFmpeg with libx264 and libvpx): H.264
+# in .mp4/.mov/.m4v and VP9 in .webm, which Chrome, Firefox and Safari play (OpenCV's pip wheels
+# only write MPEG-4 Part 2, which they do not); MJPEG in .avi as before. suffix -> (codec, pixels,
+# options); other suffixes get '.mp4' added. Speed: benchmarks/video_encode.py, README.
+VIDEO_CODECS = {
+    ".mp4": ("libx264", "yuv420p", {"preset": "veryfast", "crf": "23"}),
+    ".mov": ("libx264", "yuv420p", {"preset": "veryfast", "crf": "23"}),
+    ".m4v": ("libx264", "yuv420p", {"preset": "veryfast", "crf": "23"}),
+    ".webm": ("libvpx-vp9", "yuv420p", {"deadline": "realtime", "cpu-used": "8", "crf": "32", "b": "0"}),
+    ".avi": ("mjpeg", "yuvj420p", {"q:v": "3"}),
+}
 PARTIAL_EXIT = 3  # predict.py on a folder: some pictures could not be read; the others' rows are written
 # One colour per class (RGB), in data.CLASS_NAMES order: Angry .. Neutral.
 COLORS = ((230, 40, 40), (120, 170, 20), (150, 60, 200), (255, 200, 0), (40, 110, 230), (255, 120, 0),
@@ -289,7 +299,7 @@ def annotated_name(name, kind):
     Pillow writes (else + '.png'); videos keep .mp4/.avi/.mov/.m4v and get + '.mp4' otherwise."""
     suffix = os.path.splitext(name)[1].lower()
     if kind.frames:
-        return name if suffix in _FOURCC else name + ".mp4"
+        return name if suffix in VIDEO_CODECS else name + ".mp4"
     writable = suffix in (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
     return name if writable else name + ".png"
 
@@ -338,52 +348,94 @@ def plan(path, annotate=None):
     return Job(kind, path, files, annotated, first, skipped)
 
 
+class _VideoWriter:
+    """Frames (uint8 RGB, all of one size) into an open PyAV container; see video_writer."""
+
+    def __init__(self, container, codec, pixels, options, fps, size):
+        import fractions
+
+        self._container = container
+        rate = fractions.Fraction(fps).limit_denominator(1001)
+        self._stream = container.add_stream(codec, rate=rate, options=dict(options))
+        # 4:2:0 needs even sides: odd ones are padded by one repeated edge pixel
+        self.size = tuple(int(v) for v in size)
+        self._stream.width, self._stream.height = (v + v % 2 for v in self.size)
+        self._stream.pix_fmt = pixels
+        self.frames = 0
+
+    def write(self, rgb):
+        import av
+
+        rgb = np.asarray(rgb, np.uint8)
+        if rgb.shape[1::-1] != self.size:
+            raise FERError(f"video frame of {rgb.shape[1]}x{rgb.shape[0]} pixels in a video of "
+                           f"{self.size[0]}x{self.size[1]}")
+        pad = (self._stream.height - rgb.shape[0], self._stream.width - rgb.shape[1])
+        if any(pad):
+            rgb = np.pad(rgb, ((0, pad[0]), (0, pad[1]), (0, 0)), mode="edge")
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        frame.pts = self.frames
+        self._container.mux(self._stream.encode(frame))
+        self.frames += 1
+
+    def finish(self):
+        self._container.mux(self._stream.encode(None))  # flush the encoder's delayed frames
+
+
 @contextlib.contextmanager
 def video_writer(path, fps, size):
-    """A cv2.VideoWriter-like object with .write(rgb) whose file appears only when the block ends
-    without error and the file holds every frame written: OpenCV reports no write error (a full
-    disk gives a truncated video and a warning), so the file is read back (its frame count) first."""
-    suffix = os.path.splitext(path)[1].lower()
-    written = [0]
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # before FFmpeg starts: its notices stay off stderr
+    """An object with .write(rgb) (uint8 RGB frames of `size` = (width, height)) that encodes a
+    video the suffix chooses (VIDEO_CODECS: H.264 for .mp4, VP9 for .webm) and whose file appears
+    only when the block ends without error. MP4s are written with their index first (faststart),
+    so that a browser starts playing before the whole file has arrived. Before the file takes its
+    name it is read back: it must hold every frame written (a full disk or a failing encoder that
+    reported nothing would leave a short video), else one FERError line and no file."""
+    import av  # PyAV: only where a video is written
+
+    suffix = os.path.splitext(os.fspath(path))[1].lower()
+    codec, pixels, options = VIDEO_CODECS.get(suffix, VIDEO_CODECS[".mp4"])
+    fmt = {".webm": "webm", ".avi": "avi", ".mov": "mov"}.get(suffix, "mp4")
+    muxer = {"movflags": "+faststart"} if fmt in ("mp4", "mov") else {}
+    calls = [0]
 
     def check(tmp):
         found = _frame_count(tmp)
-        if found != written[0]:
-            raise FERError(f"{path}: cannot write (the video came out with {found} of {written[0]} frames; "
+        if found != calls[0]:
+            raise FERError(f"{path}: cannot write (the video came out with {found} of {calls[0]} frames; "
                            "is the disk full?); nothing was written")
 
-    log = cv2.utils.logging
-    level = log.getLogLevel()
     with output_path(path, check=check) as tmp:
-        writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*_FOURCC.get(suffix, "mp4v")), fps, size)
-        if not writer.isOpened():
-            raise FERError(f"{path}: OpenCV cannot write a video here")
-
-        class _Writer:
-            def write(self, rgb):
-                writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-                written[0] += 1
-
         try:
-            log.setLogLevel(log.LOG_LEVEL_ERROR)  # a failed write is reported by check(), in one line
-            yield _Writer()
+            container = av.open(tmp, mode="w", format=fmt, options=muxer)
+        except (OSError, av.FFmpegError) as e:
+            raise FERError(f"{path}: cannot write a video here ({e})") from None
+        try:
+            writer = _VideoWriter(container, codec, pixels, options, fps, size)
+            encode = writer.write
+
+            def write(rgb):  # counted here, whatever the encoder does with it
+                calls[0] += 1
+                encode(rgb)
+
+            writer.write = write
+            yield writer
+            writer.finish()
+        except av.FFmpegError as e:
+            raise FERError(f"{path}: the video encoder failed ({e})") from None
         finally:
-            writer.release()
-            log.setLogLevel(level)
+            try:
+                container.close()  # writes the index: a full disk may show only here
+            except av.FFmpegError as e:
+                raise FERError(f"{path}: cannot write ({str(e).splitlines()[0][:200]}); nothing was written") from None
 
 
 def _frame_count(path):
-    """Frames in a video file: the container's count, else (when it records none) frames decoded."""
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's notices on a damaged file stay off stderr
-    cap = cv2.VideoCapture(path)
+    """Video frames in a written file, counted by reading its packets (no decoding); 0 if unreadable."""
+    import av
+
     try:
-        if not cap.isOpened():
-            return 0
-        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        if count <= 0:
-            while cap.grab():
-                count += 1
-        return max(count, 0)
-    finally:
-        cap.release()
+        with av.open(os.fspath(path)) as container:
+            stream = container.streams.video[0]
+            return sum(1 for packet in container.demux(stream) if packet.size)
+    except (OSError, IndexError, av.FFmpegError):
+        return 0
