@@ -11,8 +11,9 @@ MAX_CSV_LINE_BYTES = 32 * 1024
 # 8000 x 8000 picture; phones take up to 50 MP) decode to at most 192 MB of RGB.
 MAX_PICTURE_PIXELS = 64_000_000
 
-# One file uploaded to the web page (serve.py): a large phone photo or a short clip.
-MAX_UPLOAD_BYTES = 25 * 1024 * 1024
+# One file uploaded to the web page (serve.py, ferkit/web/service.py): a phone photo or a short clip;
+# checked while the body arrives.
+MAX_UPLOAD_BYTES = 64 * 2**20
 
 # run.json of a run folder (untrusted input: it may come from someone else).
 MAX_RUN_JSON_BYTES = 1024 * 1024

@@ -23,12 +23,12 @@ import data
 from ferkit.errors import FERError
 from ferkit.faces import media
 from ferkit.files import open_output
+from ferkit.limits import MAX_UPLOAD_BYTES  # noqa: F401 -- one photo or video upload, with the CLI's limits
 
-# The limits (README, "Live page"). issue 27 may add shared ones to ferkit/files.py; until then
-# they are defined here, once. Bytes are checked while an upload arrives, pixels before decoding.
+# The limits (README, "Live page"); the upload size lives in ferkit/limits.py with the toolkit's
+# other input limits. Bytes are checked while an upload arrives, pixels before decoding.
 MAX_FRAME_BYTES = 2 * 2**20  # one camera frame (a 640x480 JPEG is 30-80 KB)
 MAX_FRAME_PIXELS = 1920 * 1080
-MAX_UPLOAD_BYTES = 64 * 2**20  # one photo or video upload
 MAX_PICTURE_PIXELS = 40_000_000  # a photo (Pillow's own bomb limit is 179M, 537 MB of RGB)
 MAX_VIDEO_PIXELS = 1920 * 1080  # per frame of an uploaded video
 MAX_VIDEO_FRAMES = 1800  # frames of an uploaded video read (a minute at 30 frames/s); the rest is cut
