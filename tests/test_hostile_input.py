@@ -222,6 +222,19 @@ def test_a_float_tiff_is_read_by_the_rule_of_the_python_api(tmp_path, scale):
     assert got.max() == 255 and got[:, :, 0].mean() > 100  # 0..1 is not read as a black picture
 
 
+@pytest.mark.parametrize("name, array", [
+    ("grey16.png", (np.arange(48 * 64).reshape(48, 64) * 21).astype(np.uint16)),   # 16-bit: top 8 bits
+    ("int32-8bit.tif", np.arange(48 * 64).reshape(48, 64).astype(np.int32) % 256),  # 32-bit holding 0..255
+    ("int32-16bit.tif", (np.arange(48 * 64).reshape(48, 64) * 21).astype(np.int32)),
+])
+def test_wide_integer_pictures_follow_the_same_rule_as_arrays(tmp_path, name, array):
+    path = tmp_path / name
+    Image.fromarray(array).save(path)
+    got = media.read_image(path)
+    np.testing.assert_array_equal(got, media.to_rgb(array))
+    assert got.max() > 200  # neither black nor cut to 8 bits of a 16-bit value
+
+
 def test_a_float_tiff_with_nan_is_one_line_naming_it(tmp_path):
     bad = np.full((8, 8), np.nan, np.float32)
     path = tmp_path / "nan.tif"

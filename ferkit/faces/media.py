@@ -144,11 +144,8 @@ def read_image(path):
                 check_pixels(path, im.size)
                 im.load()  # decodes the whole picture: a truncated file fails here
                 im = ImageOps.exif_transpose(im)
-                if im.mode in ("I", "I;16", "I;16B", "I;16L"):  # 16-bit grey: keep the top 8 bits
-                    gray = (np.asarray(im, np.uint32) >> 8).clip(0, 255).astype(np.uint8)
-                    return np.repeat(gray[:, :, None], 3, axis=2)
-                if im.mode == "F":  # float grey (TIFF): 0..1 or 0..255, as to_rgb reads arrays
-                    return _float_rgb(path, np.asarray(im, np.float32))
+                if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # 16/32-bit grey, float grey (TIFF)
+                    return _wide_rgb(path, np.asarray(im))  # by to_rgb's rule, as arrays given to the API
                 return np.asarray(im.convert("RGB"))
     except Image.DecompressionBombError as e:  # Pillow's own limit, above ours, refused it at open
         found = re.search(r"\((\d+) pixels\)", str(e))
@@ -172,7 +169,9 @@ def check_pixels(path, size):
                        "for a picture (ferkit/limits.py); shrink it first")
 
 
-def _float_rgb(path, a):
+def _wide_rgb(path, a):
+    if a.dtype.byteorder not in ("=", "|"):
+        a = a.astype(a.dtype.newbyteorder("="))
     try:
         return to_rgb(a)
     except FERError as e:
@@ -184,8 +183,10 @@ def to_rgb(image, order="rgb"):
 
     Accepts (H, W) grey, (H, W, 1), (H, W, 3) and (H, W, 4) arrays; `order` says whether colour
     arrays are 'rgb' (Pillow, matplotlib, imageio) or 'bgr' (cv2.imread); alpha is dropped.
+    The one rule for pixel values, for arrays and for picture files alike (read_image uses it):
     uint8 is taken as is; floats are taken as 0..1 (as matplotlib gives) when none exceeds 1,
-    else as 0..255."""
+    else as 0..255; uint16, and other integers holding a value above 255, are 16-bit (0..65535)
+    and keep their top 8 bits; other integers (and booleans) follow the float rule."""
     if order not in ("rgb", "bgr"):
         raise FERError(f"order must be 'rgb' or 'bgr', not {order!r}")
     a = np.asarray(image)
@@ -196,10 +197,13 @@ def to_rgb(image, order="rgb"):
     if a.dtype != np.uint8:
         if not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
             raise FERError(f"expected a numeric picture array, got dtype {a.dtype}")
+        wide = np.issubdtype(a.dtype, np.integer) and (a.dtype == np.uint16 or a.max() > 255)
         a = a.astype(np.float64)
         if not np.all(np.isfinite(a)):
             raise FERError("the picture holds NaN or infinite values")
-        a = np.clip(np.rint(a * 255 if a.max() <= 1 else a), 0, 255).astype(np.uint8)
+        if wide:  # 16-bit: the top 8 bits
+            a = np.floor(np.clip(a, 0, 65535) / 256)
+        a = np.clip(np.rint(a * 255 if not wide and a.max() <= 1 else a), 0, 255).astype(np.uint8)
     if a.ndim == 2:
         return np.repeat(a[:, :, None], 3, axis=2)
     a = a[:, :, :3]
