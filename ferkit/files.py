@@ -65,39 +65,48 @@ def _sync(path):
             os.close(fd)
 
 
-MANIFEST = ".ferkit-outputs.json"  # per folder: derived outputs this toolkit wrote there, {name: [size, mtime_ns]}
+MANIFEST = ".ferkit-outputs"  # per folder: the derived outputs this toolkit wrote there, one JSON line each
 _APPROVED = set()  # derived outputs that check_outputs let through: output_path records them once written
 
 
 def _manifest(folder):
+    """{name: [size, mtime_ns]} of the derived outputs written in `folder` (the last line for a
+    name wins; a torn or foreign line is ignored). Appended to, never rewritten: recording stays
+    cheap in a folder of thousands of annotated copies."""
+    entries = {}
     try:
-        with open(os.path.join(folder, MANIFEST), encoding="utf-8") as f:
-            found = json.load(f)
-        return found if isinstance(found, dict) else {}
-    except (OSError, ValueError, RecursionError):
-        return {}
+        with open(os.path.join(folder, MANIFEST), encoding="utf-8", errors="replace") as f:
+            for line in f:
+                with contextlib.suppress(ValueError, RecursionError):
+                    name, size, mtime = json.loads(line)
+                    entries[name] = [size, mtime]
+    except (OSError, TypeError):
+        pass
+    return entries
 
 
-def written_here(path):
-    """Whether `path` is a file this toolkit wrote as a derived output, unchanged since."""
+def written_here(path, manifests=None):
+    """Whether `path` is a file this toolkit wrote as a derived output, unchanged since (same size
+    and modification time). `manifests`: a dict reused across calls, so each folder is read once."""
     try:
         st = os.stat(path)
     except OSError:
         return False
-    entry = _manifest(os.path.dirname(os.path.abspath(path))).get(os.path.basename(path))
-    return entry == [st.st_size, st.st_mtime_ns]
+    folder = os.path.dirname(os.path.abspath(path))
+    manifests = {} if manifests is None else manifests
+    if folder not in manifests:
+        manifests[folder] = _manifest(folder)
+    return manifests[folder].get(os.path.basename(path)) == [st.st_size, st.st_mtime_ns]
 
 
 def _record(path):
-    """Add a derived output just written to its folder's MANIFEST (best effort: a failure only
-    means that the next run will not replace the file)."""
+    """Append a derived output just written to its folder's MANIFEST (best effort: a failure only
+    means that the next run will refuse to replace the file)."""
     folder = os.path.dirname(os.path.abspath(path))
     with contextlib.suppress(OSError, ValueError):
         st = os.stat(path)
-        entries = _manifest(folder)
-        entries[os.path.basename(path)] = [st.st_size, st.st_mtime_ns]
-        with atomic_path(os.path.join(folder, MANIFEST)) as tmp, open(tmp, "w", encoding="utf-8") as f:
-            json.dump(entries, f)
+        with open(os.path.join(folder, MANIFEST), "a", encoding="utf-8") as f:
+            f.write(json.dumps([os.path.basename(path), st.st_size, st.st_mtime_ns]) + "\n")
 
 
 _PROBLEMS = {
@@ -192,8 +201,9 @@ def check_outputs(outputs, inputs=(), derived=()):
                     raise FERError(f"{b}: is an output file, and another output goes inside it ({a}); "
                                    "choose distinct paths")
         _check_location(out)
+    manifests = {}
     for d in derived:
-        if os.path.lexists(d) and not written_here(d):
+        if os.path.lexists(d) and not written_here(d, manifests):
             raise FERError(f"{d}: already exists and this toolkit did not write it; it would be replaced "
                            "(move it, or choose another output folder)")
     _APPROVED.update(os.path.abspath(d) for d in derived)
