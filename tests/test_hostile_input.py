@@ -209,6 +209,17 @@ def test_a_big_picture_below_the_limit_is_read_whole():
         os.remove(path)
 
 
+def test_a_picture_is_still_turned_as_its_exif_orientation_says(tmp_path):
+    stripe = np.zeros((40, 100, 3), np.uint8)
+    stripe[:, :10] = 255  # a white band on the left
+    im = Image.fromarray(stripe)
+    exif = im.getexif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to view"
+    im.save(tmp_path / "turned.jpg", exif=exif)
+    got = media.read_image(tmp_path / "turned.jpg")  # turned in place, without a copy of the picture
+    assert got.shape == (100, 40, 3) and got[:8].mean() > 200 and got[-30:].mean() < 30
+
+
 # ---------------------------------------------------------------- pictures: float TIFF, one rule
 
 

@@ -143,10 +143,10 @@ def read_image(path):
             with Image.open(path) as im:
                 check_pixels(path, im.size)
                 im.load()  # decodes the whole picture: a truncated file fails here
-                im = ImageOps.exif_transpose(im)
+                ImageOps.exif_transpose(im, in_place=True)  # in place: no copy of a big picture
                 if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # 16/32-bit grey, float grey (TIFF)
                     return _wide_rgb(path, np.asarray(im))  # by to_rgb's rule, as arrays given to the API
-                return np.asarray(im.convert("RGB"))
+                return np.asarray(im if im.mode == "RGB" else im.convert("RGB"))
     except Image.DecompressionBombError as e:  # Pillow's own limit, above ours, refused it at open
         found = re.search(r"\((\d+) pixels\)", str(e))
         size = f"{int(found[1]):,} pixels" if found else "more pixels"
