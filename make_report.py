@@ -156,14 +156,15 @@ def model_pages(model, shown, ds, args):
     note = ("its validation set is the test data of this report" if shown["same_as_validation"] else None)
     yield "Training curves", figures.curves_page(shown["history"], f"Training curves: {name}", note=note)
     if ds is not None:
-        yield "Per class", figures.confusion_figure(shown["metrics"],
-                                                    f"Per class: {name} on {os.path.basename(args.data)}")
+        yield "Per class", figures.confusion_figure(shown["metrics"], f"Per class: {name}",
+                                                    data_name=os.path.basename(args.data))
         methods = [m for m in explain.METHODS if m != "gradcam" or _has_gradcam_layer(model)]
         faces = explain_examples(model, ds, methods, args.per_class, samples=args.samples, steps=args.steps,
                                  jitter=args.jitter)
-        title = (f"Saliency maps: {name}, for the predicted class"
-                 + (f"; gradients averaged over random shifts of up to {args.jitter} px" if args.jitter else ""))
-        for fig in figures.saliency_pages(faces.images, faces.columns, faces.titles, faces.colors, title):
+        what = ("maps explain the predicted class"
+                + (f"; gradients averaged over random shifts of up to {args.jitter} px" if args.jitter else ""))
+        for fig in figures.saliency_pages(faces.images, faces.columns, faces.titles, faces.colors,
+                                          f"Saliency maps: {name}", subtitle=what):
             yield "Saliency maps", fig
         yield from explanation_pages(model, shown, ds, args)
     try:
@@ -174,13 +175,12 @@ def model_pages(model, shown, ds, args):
     pats = explain.filter_patterns(model, layer, filters=args.filters, steps=args.filter_steps)
     shown["filters"] = {"layer": layer, "filters": pats.filters.tolist(),
                         "activation": [round(float(a), 4) for a in pats.activation]}
-    yield "Filters", figures.patterns_page(pats, f"Filters: {name}, layer {layer}: the input each filter responds to")
+    yield "Filters", figures.patterns_page(pats, f"Filters: {name}")
     if ds is not None:
         maps_layer = explain.default_maps_layer(model)
         maps = explain.feature_maps(model, maps_layer, ds.images[0])
-        yield "Feature maps", figures.feature_maps_page(ds.images[0], maps, maps_layer,
-                                                        f"Feature maps: {name}, layer {maps_layer}, "
-                                                        f"row 0 of {os.path.basename(args.data)}")
+        yield "Feature maps", figures.feature_maps_page(ds.images[0], maps, maps_layer, f"Feature maps: {name}",
+                                                        face_name=f"row 0 of {os.path.basename(args.data)}")
 
 
 def explanation_pages(model, shown, ds, args):

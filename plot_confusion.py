@@ -68,8 +68,8 @@ def plot(args):
     from ferkit.report.pages import repo_path
 
     title = ("Confusion matrix: " + " + ".join(f"{info['model']} ({repo_path(info['run_dir'])})" for _, info in loaded)
-             + (" with TTA" if args.tta else "") + f" on {os.path.basename(args.data)}")
-    figures.save(figures.confusion_figure(m, title), outputs[0])
+             + (" with TTA" if args.tta else ""))
+    figures.save(figures.confusion_figure(m, title, data_name=os.path.basename(args.data)), outputs[0])
     print(f"wrote {outputs[0]}")
     if len(outputs) > 1:
         write_json(outputs[1], m)

@@ -364,29 +364,31 @@ class Page:
     def text(self, x, y, s, **kw):
         return self.fig.text(x / self.width_in, y / self.height_in, s, **kw)
 
-    def paragraph(self, text, fontsize=TEXT_SIZE, family="sans-serif", indent=0.0, center=False, gap=0.04, **kw):
-        """Write `text` from `y` down, wrapped to the text width; returns the new `y`."""
+    def paragraph(self, text, fontsize=TEXT_SIZE, family="sans-serif", indent=0.0, center=False, gap=0.04, hang=0.0,
+                  **kw):
+        """Write `text` from `y` down, wrapped to the text width, its continuation lines indented
+        `hang` inches more; returns the new `y`."""
         step = fontsize * 1.3 / 72
-        for k, line in enumerate(wrap_inches(text, self.text_width - indent - 0.25 * bool(indent or family
-                                                                                              == "monospace"),
-                                             fontsize, family, kw.get("weight", "normal"))):
+        pad = 0.0 if center else hang
+        for k, line in enumerate(wrap_inches(text, self.text_width - indent - pad, fontsize, family,
+                                             kw.get("weight", "normal"))):
             self.y -= step
             if center:
                 self.text(self.width_in / 2, self.y, line, fontsize=fontsize, family=family, ha="center", **kw)
             else:
-                pad = 0.25 if k and family == "monospace" else 0.0  # a wrapped command's continuation
-                self.text(self.left + indent + pad, self.y, line, fontsize=fontsize, family=family, **kw)
+                self.text(self.left + indent + (pad if k else 0.0), self.y, line, fontsize=fontsize, family=family,
+                          **kw)
         self.y -= gap
         return self.y
 
     def lines(self, lines, fontsize=TEXT_SIZE, family="sans-serif"):
-        """paragraph() for each line; a line's leading spaces indent it (0.15 in each)."""
+        """paragraph() for each line, continuations hanging 0.2 in; leading spaces indent a line."""
         for line in lines:
             if not line.strip():
                 self.y -= fontsize * 0.8 / 72
                 continue
             indent = 0.075 * (len(line) - len(line.lstrip(" ")))
-            self.paragraph(line.strip(), fontsize, family, indent=indent, gap=0.0)
+            self.paragraph(line.strip(), fontsize, family, indent=indent, gap=0.0, hang=0.2)
         return self.y
 
 
@@ -399,8 +401,7 @@ def text_height(lines, fontsize=TEXT_SIZE, family="sans-serif", width_in=None):
             total += fontsize * 0.8 / 72
             continue
         indent = 0.075 * (len(line) - len(line.lstrip(" ")))
-        n = len(wrap_inches(line.strip(), width_in - indent - 0.25 * bool(indent or family == "monospace"),
-                            fontsize, family))
+        n = len(wrap_inches(line.strip(), width_in - indent - 0.2, fontsize, family))
         total += n * fontsize * 1.3 / 72
     return total
 
@@ -424,12 +425,12 @@ def text_pages(lines, title, fontsize=SMALL_SIZE, family="sans-serif"):
     return pages
 
 
-def table_pages(header, rows, title, per_page=40, col_widths=None, fontsize=SMALL_SIZE):
+def table_pages(header, rows, title, per_page=40, col_widths=None, fontsize=SMALL_SIZE, subtitle=None):
     """A long table split over as many A4 pages as it needs."""
     pages = []
     chunks = [rows[i:i + per_page] for i in range(0, len(rows), per_page)] or [[]]
     for k, chunk in enumerate(chunks):
-        page = Page(title + (f" ({k + 1}/{len(chunks)})" if len(chunks) > 1 else ""))
+        page = Page(title + (f" ({k + 1}/{len(chunks)})" if len(chunks) > 1 else ""), subtitle=subtitle)
         ax = page.axes(page.left, page.y - 0.22 * (len(chunk) + 1), page.text_width, 0.22 * (len(chunk) + 1))
         draw_table(ax, header, chunk, fontsize=fontsize, col_widths=col_widths, fill=True)
         pages.append(page.fig)
@@ -487,11 +488,12 @@ CONFUSION_READING = ("each row is one true class and sums to 100%: a cell is the
                      "recall; dark cells off it are the confusions.")
 
 
-def confusion_figure(m, title, reading=CONFUSION_READING):
+def confusion_figure(m, title, reading=CONFUSION_READING, data_name=None):
     """An A4 page: the confusion matrix in percent of each true class (counts below), the
     per-class table in percent and the most confused pairs. plot_confusion.py's image and the
-    report's "Per class" page alike."""
-    page = Page(title, reading, f"accuracy {m['accuracy']:.2%} of {m['n']:,} faces; macro F1 {m['macro_f1']:.1%}")
+    report's "Per class" page alike; `data_name` is the test file's name for the subtitle."""
+    page = Page(title, reading, (f"on {data_name}: " if data_name else "")
+                + f"accuracy {m['accuracy']:.2%} of {m['n']:,} faces; macro F1 {m['macro_f1']:.1%}")
     cell = 0.72
     side = 7 * cell if len(m["class_names"]) == 7 else min(5.0, 0.72 * len(m["class_names"]))
     ax = page.axes(page.left + 1.0, page.y - 0.1 - side, side, side)
@@ -593,7 +595,7 @@ SALIENCY_READING = ("each row is one test face, titled with its true class and t
                     "map points, not how strong it is.")
 
 
-def saliency_pages(faces, columns, titles, colors, title, reading=SALIENCY_READING, alpha=0.5):
+def saliency_pages(faces, columns, titles, colors, title, reading=SALIENCY_READING, alpha=0.5, subtitle=None):
     """saliency_figure's grid on as many A4 pages as its rows need (7 faces fit one page), with
     the method names over the first row of each page and one colorbar at the foot of each."""
     normed = [(name, normalize(maps)) for name, maps in columns]
@@ -602,7 +604,8 @@ def saliency_pages(faces, columns, titles, colors, title, reading=SALIENCY_READI
     chunks = [list(range(i, min(i + per_page, n))) for i in range(0, n, per_page)] or [[]]
     pages = []
     for k, rows in enumerate(chunks):
-        page = Page(title + (f" ({k + 1}/{len(chunks)})" if len(chunks) > 1 else ""), reading if k == 0 else None)
+        page = Page(title + (f" ({k + 1}/{len(chunks)})" if len(chunks) > 1 else ""), reading if k == 0 else None,
+                    subtitle)
         axes = grid_axes(page, len(rows) * ncol, ncol, title_h=0.4, max_side=1.25, room_below=0.75)
         head = axes[0].get_position().width * page.width_in / 0.85  # a column's width: its header wraps to it
         for r, i in enumerate(rows):
@@ -627,14 +630,14 @@ def saliency_pages(faces, columns, titles, colors, title, reading=SALIENCY_READI
     return pages
 
 
-def patterns_page(patterns, title, reading=None):
+def patterns_page(patterns, title, reading=None, subtitle=None):
     """An A4 page of activation-maximization patterns, each with its filter and the activation
     reached, each shown with its own contrast (1st-99th percentile)."""
     reading = reading or ("each square is an input image made by gradient ascent to excite one filter as much "
                           "as possible: the pattern that filter responds to. \"act\" is the mean activation the "
                           "ascent reached; near 0 it found no input that excites the filter, and the square is "
                           "noise, not a pattern.")
-    page = Page(title, reading)
+    page = Page(title, reading, subtitle or f"layer {patterns.layer}: the input each filter responds to")
     n = len(patterns.filters)
     axes = grid_axes(page, n, min(4, n) if n <= 16 else int(np.ceil(np.sqrt(n))), title_h=0.4, max_side=1.35)
     for ax, f, img, act in zip(axes, patterns.filters, patterns.images, patterns.activation):
@@ -644,7 +647,7 @@ def patterns_page(patterns, title, reading=None):
     return page.fig
 
 
-def feature_maps_page(face, maps, layer, title, reading=None, limit=32):
+def feature_maps_page(face, maps, layer, title, reading=None, limit=32, face_name="the face"):
     """An A4 page: the face, then up to `limit` of the layer's feature maps on one colour scale
     (as feature_maps_figure), with a colorbar."""
     k = min(maps.shape[-1], limit)
@@ -655,7 +658,7 @@ def feature_maps_page(face, maps, layer, title, reading=None, limit=32):
     reading = reading or ("the first square is the input face; each other square is one channel of the layer's "
                           "output for that face, all on one colour scale, so a bright map is a strongly active "
                           "channel and a dark one is a channel this face does not use.")
-    page = Page(title, reading, f"layer {layer}: {k} of {maps.shape[-1]} feature maps "
+    page = Page(title, reading, f"layer {layer}, {face_name}: {k} of {maps.shape[-1]} feature maps "
                                 f"({maps.shape[0]}x{maps.shape[1]} each), {dead} of them zero for this face")
     top = page.y
     cols = int(np.ceil(np.sqrt(k + 1)))

@@ -224,13 +224,13 @@ def comparison_lines(rows):
         pairs = [(by_name[n], by_name[n + suffix]) for n in by_name if n + suffix in by_name]
         found = [f"{base.name} {_pct(ab.summary['best'])} -> {_pct(base.summary['best'])}"
                  for base, ab in pairs if base.summary and ab.summary]
-        lines.append(f"{what}: the report {without:.0f}% -> {with_:.0f}% (without -> with); ours "
-                     + ("; ".join(found) if found else "not measured yet") + " (best val %)")
+        lines.append(f"{what}, without -> with: the report {without:.0f}% -> {with_:.0f}%; ours, best val %: "
+                     + ("; ".join(found) if found else "not measured yet"))
     for r in rows:
         base = by_name.get(r.name.removeprefix("dnn_"))
         if r.name.startswith("dnn_") and base is not None and r.summary and base.summary:
-            lines.append(f"Same size, fully connected: {r.name} {_pct(r.summary['best'])} against "
-                         f"{base.name} {_pct(base.summary['best'])} (best val %)")
+            lines.append(f"Same size, fully connected, best val %: {r.name} {_pct(r.summary['best'])} against "
+                         f"{base.name} {_pct(base.summary['best'])}")
     return lines
 
 
@@ -269,7 +269,7 @@ def glance_page(rows, shown, created):
     page.lines(comparison_lines(rows) + [""] + [val_note(rows, shown.get("data"))], figures.SMALL_SIZE)
     page.y -= 0.08
     page.lines(shown_lines(shown) + namesake_lines(rows, shown), figures.SMALL_SIZE)
-    room = page.y - page.bottom - 1.05  # the title above the matrix, the labels below it
+    room = page.y - page.bottom - 0.95  # the title above the matrix, the labels below it
     name = f"{shown.get('name')} ({shown.get('run_dir')})"
     if shown.get("metrics") and room >= 7 * 0.42:
         side = min(room, 7 * 0.6)
@@ -377,8 +377,8 @@ def architecture_rows(model):
 
 def appendix_pages(model, name):
     return figures.table_pages(["layer", "type", "output shape", "params"], architecture_rows(model),
-                               f"Appendix: the layers of {name}, {model.count_params():,} parameters",
-                               per_page=40, col_widths=[0.3, 0.25, 0.3, 0.15])
+                               f"Appendix: the layers of {name}", per_page=40, col_widths=[0.3, 0.25, 0.3, 0.15],
+                               subtitle=f"{model.count_params():,} parameters")
 
 
 def numbers(rows):
