@@ -134,12 +134,6 @@ def draw_table(ax, header, rows, fontsize=8, col_widths=None, scale=1.25, fill=F
     return table
 
 
-def table_axes(fig, n_rows, top, row_height=0.022, left=0.04, width=0.92):
-    """Axes for a `fill` table of n_rows (plus the header) hanging from `top` (figure fraction)."""
-    height = row_height * (n_rows + 1)
-    return fig.add_axes([left, top - height, width, height])
-
-
 def per_class_rows(m):
     rows = [[r["class"], f"{r['precision']:.1%}", f"{r['recall']:.1%}", f"{r['f1']:.1%}", f"{r['support']:,}"]
             for r in m["per_class"]]
