@@ -10,7 +10,7 @@
 Nothing here loads Keras, so bad input is reported before TensorFlow starts. Every problem with
 a file is a FERError naming it; written files appear whole or not at all (ferkit.files).
 Stills are decoded by Pillow (strict: a truncated JPEG or PNG is an error, not a grey band) and
-videos by OpenCV's FFmpeg backend.
+videos are read by OpenCV's FFmpeg backend and written by PyAV's (H.264 or VP9, which browsers play).
 """
 import contextlib
 import dataclasses
@@ -25,8 +25,17 @@ from ferkit.files import output_path
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".pgm", ".ppm", ".pnm")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
-# Annotated videos: OpenCV's pip wheels write MPEG-4 Part 2 into .mp4/.mov/.m4v and MJPEG into .avi.
-_FOURCC = {".avi": "MJPG", ".mp4": "mp4v", ".mov": "mp4v", ".m4v": "mp4v"}
+# Annotated videos, written by PyAV (the `av` wheel bundles FFmpeg with libx264 and libvpx): H.264
+# in .mp4/.mov/.m4v and VP9 in .webm, which Chrome, Firefox and Safari play (OpenCV's pip wheels
+# only write MPEG-4 Part 2, which they do not); MJPEG in .avi as before. suffix -> (codec, pixels,
+# options); other suffixes get '.mp4' added. Speed: benchmarks/video_encode.py, README.
+VIDEO_CODECS = {
+    ".mp4": ("libx264", "yuv420p", {"preset": "veryfast", "crf": "23"}),
+    ".mov": ("libx264", "yuv420p", {"preset": "veryfast", "crf": "23"}),
+    ".m4v": ("libx264", "yuv420p", {"preset": "veryfast", "crf": "23"}),
+    ".webm": ("libvpx-vp9", "yuv420p", {"deadline": "realtime", "cpu-used": "8", "crf": "32", "b": "0"}),
+    ".avi": ("mjpeg", "yuvj420p", {"q:v": "3"}),
+}
 PARTIAL_EXIT = 3  # predict.py on a folder: some pictures could not be read; the others' rows are written
 # One colour per class (RGB), in data.CLASS_NAMES order: Angry .. Neutral.
 COLORS = ((230, 40, 40), (120, 170, 20), (150, 60, 200), (255, 200, 0), (40, 110, 230), (255, 120, 0),
@@ -232,7 +241,7 @@ def annotated_name(name, kind):
     Pillow writes (else + '.png'); videos keep .mp4/.avi/.mov/.m4v and get + '.mp4' otherwise."""
     suffix = os.path.splitext(name)[1].lower()
     if kind.frames:
-        return name if suffix in _FOURCC else name + ".mp4"
+        return name if suffix in VIDEO_CODECS else name + ".mp4"
     writable = suffix in (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
     return name if writable else name + ".png"
 
@@ -274,21 +283,62 @@ def plan(path, annotate=None):
     return Job(kind, path, files, annotated, first)
 
 
+class _VideoWriter:
+    """Frames (uint8 RGB, all of one size) into an open PyAV container; see video_writer."""
+
+    def __init__(self, container, codec, pixels, options, fps, size):
+        import fractions
+
+        self._container = container
+        rate = fractions.Fraction(fps).limit_denominator(1001)
+        self._stream = container.add_stream(codec, rate=rate, options=dict(options))
+        # 4:2:0 needs even sides: odd ones are padded by one repeated edge pixel
+        self.size = tuple(int(v) for v in size)
+        self._stream.width, self._stream.height = (v + v % 2 for v in self.size)
+        self._stream.pix_fmt = pixels
+        self.frames = 0
+
+    def write(self, rgb):
+        import av
+
+        rgb = np.asarray(rgb, np.uint8)
+        if rgb.shape[1::-1] != self.size:
+            raise FERError(f"video frame of {rgb.shape[1]}x{rgb.shape[0]} pixels in a video of "
+                           f"{self.size[0]}x{self.size[1]}")
+        pad = (self._stream.height - rgb.shape[0], self._stream.width - rgb.shape[1])
+        if any(pad):
+            rgb = np.pad(rgb, ((0, pad[0]), (0, pad[1]), (0, 0)), mode="edge")
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        frame.pts = self.frames
+        self._container.mux(self._stream.encode(frame))
+        self.frames += 1
+
+    def finish(self):
+        self._container.mux(self._stream.encode(None))  # flush the encoder's delayed frames
+
+
 @contextlib.contextmanager
 def video_writer(path, fps, size):
-    """A cv2.VideoWriter-like object with .write(rgb) whose file appears only when the block ends
-    without error."""
-    suffix = os.path.splitext(path)[1].lower()
+    """An object with .write(rgb) (uint8 RGB frames of `size` = (width, height)) that encodes a
+    video the suffix chooses (VIDEO_CODECS: H.264 for .mp4, VP9 for .webm) and whose file appears
+    only when the block ends without error. MP4s are written with their index first (faststart),
+    so that a browser starts playing before the whole file has arrived."""
+    import av  # PyAV: only where a video is written
+
+    suffix = os.path.splitext(os.fspath(path))[1].lower()
+    codec, pixels, options = VIDEO_CODECS.get(suffix, VIDEO_CODECS[".mp4"])
+    fmt = {".webm": "webm", ".avi": "avi", ".mov": "mov"}.get(suffix, "mp4")
+    muxer = {"movflags": "+faststart"} if fmt in ("mp4", "mov") else {}
     with output_path(path) as tmp:
-        writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*_FOURCC.get(suffix, "mp4v")), fps, size)
-        if not writer.isOpened():
-            raise FERError(f"{path}: OpenCV cannot write a video here")
-
-        class _Writer:
-            def write(self, rgb):
-                writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-
         try:
-            yield _Writer()
+            container = av.open(tmp, mode="w", format=fmt, options=muxer)
+        except (OSError, av.FFmpegError) as e:
+            raise FERError(f"{path}: cannot write a video here ({e})") from None
+        try:
+            writer = _VideoWriter(container, codec, pixels, options, fps, size)
+            yield writer
+            writer.finish()
+        except av.FFmpegError as e:
+            raise FERError(f"{path}: the video encoder failed ({e})") from None
         finally:
-            writer.release()
+            container.close()
