@@ -106,9 +106,11 @@ def check_not_shorter(outputs, lacking, force):
     try:
         with open(outputs[1]) as f:
             had = json.load(f).get("sections") or []
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, RecursionError):
         return  # no readable record of the old report's sections: nothing to compare
-    lost = [s for s in had if s in lacking]
+    if not isinstance(had, list):
+        return
+    lost = [s for s in had if isinstance(s, str) and s in lacking]
     if lost:
         why = "without --data" if set(lacking) == set(DATA_SECTIONS) else "without a model"
         raise FERError(f"{outputs[0]}: holds a fuller report ({', '.join(lost)}), which this one {why} would "

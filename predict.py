@@ -2,7 +2,7 @@
 """Predict expressions for a FER2013 CSV and write a submission file `id,label`, or for the faces
 in a photo, a folder of photos or a video: one row per face, `file,frame,x,y,w,h,label,emotion`.
 
-    python predict.py test.csv.gz out.csv                       # best finished run under runs/ or the bundled model
+    python predict.py test.csv.gz out.csv                       # the default run (see --help)
     python predict.py test.csv.gz out.csv --weights runs/cnn3-20261127-120000
     python predict.py public_test.csv.gz out.csv --tta --weights runs/a --weights runs/b   # TTA + ensemble
 

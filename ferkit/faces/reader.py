@@ -177,7 +177,8 @@ class FaceReader:
 
     Args:
         weights: a run folder or .weights.h5 path, a list of them (an ensemble), or None (the
-            default run: the best finished run under runs/, else the bundled model).
+            default run: of the finished runs under runs/ and the bundled models, the one with the highest
+            recorded validation accuracy).
         tta: average 10 views of each face.
         detector: 'mtcnn', 'haar', a Detector, or None (default_detector()).
         batch_size: faces per model call."""
