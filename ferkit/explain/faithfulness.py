@@ -164,7 +164,7 @@ def randomization_check(model, images, classes, method, randomized=None, maps=No
     return spearman(maps, explain(randomized, images, classes, method, seed=seed, **options))
 
 
-def evaluate_methods(model, images, classes, methods, steps=CURVE_STEPS, randomized=None, seed=0,
+def evaluate_methods(model, images, classes, methods, curve_steps=CURVE_STEPS, randomized=None, seed=0,
                      baselines=BASELINES, patch=PATCH, **options):
     """The method x metric table: for each method (then each baseline order) the mean deletion
     and insertion AUC, insertion minus deletion, the mean Spearman correlation with the
@@ -175,7 +175,7 @@ def evaluate_methods(model, images, classes, methods, steps=CURVE_STEPS, randomi
         images: uint8-valued faces, (N, 48, 48, 1), (N, 48, 48) or one (48, 48).
         classes: the class each map explains, one per image or one for all.
         methods: names of METHODS.
-        steps: curve points after the start (perturbation_curves).
+        curve_steps: curve points after the start (perturbation_curves).
         randomized: the re-initialized network (None: randomized_model(model, seed)); False skips
             the randomization check.
         seed: seeds the maps, the ties and the baselines.
@@ -201,8 +201,8 @@ def evaluate_methods(model, images, classes, methods, steps=CURVE_STEPS, randomi
             rho = randomization_check(model, x, c, name, randomized=randomized, maps=maps, seed=seed, **options)
         elif name not in baselines:
             rho = np.full(len(x), np.nan)
-        deletion = auc(perturbation_curves(model, x, c, maps, "deletion", steps, seed, patch))
-        insertion = auc(perturbation_curves(model, x, c, maps, "insertion", steps, seed, patch))
+        deletion = auc(perturbation_curves(model, x, c, maps, "deletion", curve_steps, seed, patch))
+        insertion = auc(perturbation_curves(model, x, c, maps, "insertion", curve_steps, seed, patch))
         flat = maps.reshape(len(maps), -1)
         rows.append({
             "method": name, "n": int(len(x)),

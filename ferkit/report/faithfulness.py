@@ -1,0 +1,64 @@
+"""Figures of the explanation measurements: class-average maps over the mean face of each class,
+and a note written into saliency panels whose map had to be replaced (an empty Grad-CAM). Only
+draws; the numbers come from ferkit.explain (averages, faithfulness, gradcam.fill_empty)."""
+import numpy as np
+
+from data import CLASS_NAMES
+from ferkit.report.figures import MAP_CMAP, new_figure, wrapped_title
+
+def class_average_figure(averages, titles, suptitle=None, class_names=CLASS_NAMES, alpha=0.55):
+    """Columns are classes; the first row the mean face of the faces averaged, then one row per
+    method: its mean map over that mean face, each scaled to its own maximum (a row compares
+    where, not how much).
+
+    Args:
+        averages: a ferkit.explain.averages.ClassAverages.
+        titles: method name -> row title, in the order of the rows.
+        suptitle: the figure's title (wrapped to its width).
+        class_names: column titles.
+        alpha: opacity of the maps over the faces."""
+    names = list(titles)
+    k = len(class_names)
+    nrow = 1 + len(names)
+    width = 1.25 * k + 1.2
+    head = 0.7 if suptitle else 0.3
+    fig = new_figure(width, 1.3 * nrow + head)
+    for r in range(nrow):
+        for c in range(k):
+            ax = fig.add_axes([(1.2 + 1.25 * c) / width, 1 - (head + 1.3 * (r + 1) - 0.1) / (1.3 * nrow + head),
+                               1.15 / width, 1.15 / (1.3 * nrow + head)])
+            ax.set_xticks([])
+            ax.set_yticks([])
+            n = int(averages.counts[c])
+            if n == 0:
+                ax.text(0.5, 0.5, "no correct\nfaces", ha="center", va="center", fontsize=7)
+                continue
+            ax.imshow(averages.faces[c], cmap="gray", vmin=0, vmax=255)
+            if r == 0:
+                ax.set_title(f"{class_names[c]}\n(n={n})", fontsize=8)
+            else:
+                m = averages.maps[names[r - 1]][c]
+                ax.imshow(m / max(float(m.max()), 1e-12), cmap=MAP_CMAP, alpha=alpha, vmin=0, vmax=1)
+            if c == 0:
+                label = "mean face" if r == 0 else titles[names[r - 1]]
+                ax.set_ylabel(wrapped_title(label, 1.1, 8), fontsize=8)
+    if suptitle:
+        fig.suptitle(wrapped_title(suptitle, width - 0.2, 9), fontsize=9, y=1 - 0.05 / (1.3 * nrow + head), va="top")
+    return fig
+
+
+def note_panels(fig, ncol, notes, fontsize=6):
+    """Write `notes` {(row, column): text} into the panels of a figures.saliency_figure, whose
+    axes are added row by row, `ncol` per row (the face, then one per method)."""
+    axes = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    for (i, j), text in notes.items():
+        ax = axes[i * ncol + j]
+        ax.text(0.5, 0.02, wrapped_title(text, 1.4, fontsize), transform=ax.transAxes, ha="center", va="bottom",
+                fontsize=fontsize, color="white", bbox={"facecolor": "black", "alpha": 0.6, "pad": 1, "lw": 0})
+    return fig
+
+
+def empty_notes(empty, column, layer):
+    """{(row, column): note} for the faces whose Grad-CAM at `layer` was empty (mask `empty`)."""
+    return {(int(i), column): f"no positive evidence at {layer}: showing the negative evidence"
+            for i in np.flatnonzero(empty)}
