@@ -155,7 +155,8 @@ def _recipe_value(path, key, action, value):
     return value
 
 
-DEFAULT_RUN = "the best finished run under runs/, else the bundled model"
+DEFAULT_RUN = ("of the finished runs under runs/ and the bundled models/pretrained/fernet, the one with the "
+               "highest recorded validation accuracy")
 
 
 def add_weights(p, ensemble=False, help=None):

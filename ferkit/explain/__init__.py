@@ -12,7 +12,7 @@ from ferkit.explain.gradients import (JITTER_SAMPLES, _shift, _unshift, integrat
                                       smoothgrad, vanilla_saliency)
 from ferkit.explain.gradcam import fill_empty, gradcam, negative_gradcam  # noqa: F401
 from ferkit.explain.methods import METHODS, explain, saliency_columns  # noqa: F401
-from ferkit.explain.filters import Patterns, feature_maps, filter_patterns  # noqa: F401
+from ferkit.explain.filters import DEAD_FRACTION, Patterns, dead_filters, feature_maps, filter_patterns  # noqa: F401
 from ferkit.explain.faithfulness import (COLUMNS, PATCH, auc, baseline_maps, evaluate_methods, format_table,  # noqa: F401
                                          perturbation_curves, randomization_check, randomized_model, spearman)
 from ferkit.explain.averages import ClassAverages, class_averages  # noqa: F401

@@ -21,6 +21,31 @@ class Patterns:
     activation: np.ndarray  # (F,) mean activation reached
     start_activation: np.ndarray  # (F,) mean activation on the starting noise
 
+    def subset(self, keep):
+        """The patterns of the filters where the bool mask `keep` is True."""
+        keep = np.asarray(keep, bool)
+        return Patterns(self.layer, self.filters[keep], self.images[keep], self.activation[keep],
+                        self.start_activation[keep])
+
+
+DEAD_FRACTION = 0.1  # a filter is dead when ascent cannot take it past this share of the layer's best
+
+
+def dead_filters(patterns, fraction=DEAD_FRACTION):
+    """Filters gradient ascent could not activate: mean activation reached at most 0, or at most
+    `fraction` of the strongest filter's. Their "pattern" is leftover noise, not something the
+    filter looks for, so figures leave them out and say how many.
+
+    Args:
+        patterns: a Patterns from filter_patterns.
+        fraction: the share of the largest activation reached below which a filter counts as dead.
+
+    Returns a bool mask (F,), True for dead filters."""
+    act = np.asarray(patterns.activation, np.float64)
+    if act.size == 0:
+        return np.zeros(0, bool)
+    return (act <= 0) | (act <= fraction * max(float(act.max()), 0.0))
+
 
 def _filter_objective(features, filters, border):
     """fn(x) = (F,) mean activation of filter filters[j] on image j, leaving `border` cells out on

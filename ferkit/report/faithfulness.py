@@ -62,3 +62,15 @@ def empty_notes(empty, column, layer):
     """{(row, column): note} for the faces whose Grad-CAM at `layer` was empty (mask `empty`)."""
     return {(int(i), column): f"no positive evidence at {layer}: showing the negative evidence"
             for i in np.flatnonzero(empty)}
+
+
+def mark_dead(fig, dead):
+    """Cross out and label the panels of a figures.patterns_figure whose filter is dead (mask
+    `dead`, in the order of the patterns drawn)."""
+    axes = [ax for ax in fig.axes if ax.images]
+    for ax, is_dead in zip(axes, dead):
+        if is_dead:
+            ax.plot([0, 47], [0, 47], color="red", lw=1)
+            ax.plot([0, 47], [47, 0], color="red", lw=1)
+            ax.set_title(ax.get_title() + " (dead)", fontsize=7, color="red")
+    return fig
