@@ -20,11 +20,10 @@ import sys
 from ferkit.cli import Parser, add_data, add_usage, add_weights, positive_float, positive_int, run_main
 from ferkit.backend import configure_tensorflow
 
-# = ferkit.explain.METHODS and its defaults, which load Keras; tests check they agree
+# = ferkit.explain.METHODS and DEFAULT_METHOD, which load Keras; tests check they agree
 METHOD_CHOICES = ("vanilla", "smoothgrad", "gradcam", "ig", "all")
 DEFAULT_METHOD = "gradcam"
-DEFAULT_JITTER = 8
-DEFAULT_SIGMA = 0.15
+PER_METHOD = "default: each method's own, ferkit.explain.DEFAULT_SETTINGS, chosen by --evaluate (docs/EXPLAIN.md)"
 
 
 def build_parser():
@@ -54,11 +53,11 @@ def build_parser():
                    help="class whose score is explained: the predicted or the labelled one")
     p.add_argument("--samples", type=positive_int, default=25, metavar="N",
                    help="noisy (SmoothGrad) or shifted (gradient, with --jitter) copies per face")
-    p.add_argument("--sigma", type=positive_float, default=DEFAULT_SIGMA, metavar="F",
-                   help="SmoothGrad noise, as a fraction of the pixel range 0..255")
+    p.add_argument("--sigma", type=positive_float, metavar="F",
+                   help=f"SmoothGrad noise, as a fraction of the pixel range 0..255 ({PER_METHOD})")
     p.add_argument("--steps", type=positive_int, default=50, metavar="N", help="integrated-gradients steps")
-    p.add_argument("--jitter", type=int, default=DEFAULT_JITTER, metavar="PX",
-                   help="average gradients over random shifts of up to PX pixels; 0: the textbook maps")
+    p.add_argument("--jitter", type=int, metavar="PX",
+                   help=f"average gradients over random shifts of up to PX pixels; 0: the textbook maps ({PER_METHOD})")
     p.add_argument("--seed", type=int, default=0, help="seed of the face choice, noise and shifts")
     p.add_argument("--out", default="saliency.png", metavar="FILE", help="image to write (not with --evaluate)")
     return p
@@ -76,7 +75,7 @@ def check_args(args):
     from ferkit import preflight
     from ferkit.report import figures
 
-    if not 0 <= args.jitter <= 23:
+    if args.jitter is not None and not 0 <= args.jitter <= 23:
         raise FERError(f"--jitter {args.jitter}: a shift of 0..23 pixels")
     if args.out_csv and not args.evaluate:
         raise FERError("--out-csv needs --evaluate (it writes the faithfulness table)")
@@ -111,9 +110,34 @@ def _methods(args, model, default="all"):
     return methods
 
 
+def _where(info):
+    """The run folder as the title shows it: relative to the working folder when inside it."""
+    import os
+
+    rel = os.path.relpath(info["run_dir"])
+    return info["run_dir"] if rel.startswith("..") else rel
+
+
 def _options(args):
+    """The methods' options: those given on the command line over ferkit.explain.DEFAULT_SETTINGS."""
+    from ferkit import explain
+
     return {"layer": args.layer, "samples": args.samples, "steps": args.steps, "jitter": args.jitter,
-            "sigma": args.sigma}
+            "sigma": args.sigma, "settings": explain.DEFAULT_SETTINGS}
+
+
+def _settings_text(args, methods):
+    """'Gradient: jitter 0; SmoothGrad: jitter 8, sigma 0.05': the settings each method ran with."""
+    from ferkit import explain
+
+    parts = []
+    for m in methods:
+        given = {k: getattr(args, k) for k in ("jitter", "sigma") if getattr(args, k) is not None}
+        eff = {**explain.DEFAULT_SETTINGS.get(m, {}), **given}
+        eff = {k: v for k, v in eff.items() if k == "jitter" and m != "gradcam" or k == "sigma" and m == "smoothgrad"}
+        if eff:
+            parts.append(f"{explain.METHODS[m][0]}: " + ", ".join(f"{k} {v}" for k, v in eff.items()))
+    return "; ".join(parts)
 
 
 def run(args):
@@ -147,10 +171,10 @@ def figure(args, ds, model, info):
         maps, empty = explain.fill_empty(model, faces.images, faces.explained, maps, layer)
         faces.columns[j] = (title, maps)
         notes = empty_notes(empty, j + 1, layer)
-    title = (f"{info['model']} ({info['run_dir']}): maps explain the "
-             f"{'predicted' if args.target == 'pred' else 'true'} class; "
-             + (f"gradients averaged over random shifts of up to {args.jitter} px" if args.jitter
-                else "raw gradients (no shift averaging)"))
+    title = (f"{info['model']} ({_where(info)}): maps explain the "
+             f"{'predicted' if args.target == 'pred' else 'true'} class"
+             + (f"; {_settings_text(args, methods)} (jitter: random shifts averaged over, px)"
+                if _settings_text(args, methods) else ""))
     fig = figures.saliency_figure(faces.images, faces.columns, faces.titles, faces.colors, title)
     figures.save(note_panels(fig, 1 + len(methods), notes), args.out)
     empty = f"; {len(notes)} Grad-CAM maps empty, negative evidence shown" if notes else ""
@@ -182,7 +206,7 @@ def evaluate(args, ds, model):
           f"{'predicted' if args.target == 'pred' else 'true'} class; curves of {args.curve_steps} steps in "
           f"{explain.PATCH}x{explain.PATCH} blocks; randomization: "
           + ("skipped" if args.no_randomization else "full (every layer re-initialized)")
-          + (f"; Grad-CAM at {layer}" if layer else "") + f"; jitter {args.jitter}, SmoothGrad sigma {args.sigma}")
+          + (f"; Grad-CAM at {layer}" if layer else "") + f"; {_settings_text(args, methods)}")
     print(explain.format_table(table))
     print(f"{time.perf_counter() - start:.0f} s")
     if args.out_csv:
@@ -209,7 +233,7 @@ def class_average(args, ds, model, info):
     for m in methods:
         titles[m] = explain.METHODS[m][0] + (f" ({args.layer or explain.gradcam_layer(model)})" if m == "gradcam"
                                              else "")
-    title = (f"{info['model']} ({info['run_dir']}): mean map per class over up to {per_class} correctly classified "
+    title = (f"{info['model']} ({_where(info)}): mean map per class over up to {per_class} correctly classified "
              "faces, each map normalized to sum 1, over the mean of those faces")
     figures.save(class_average_figure(avg, titles, title), args.out)
     print(f"wrote {args.out}: class averages of {', '.join(titles.values())} over "

@@ -207,3 +207,10 @@ def test_filter_vis_states_the_dead_count(trained_run, tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("model: fernet (")
     assert "dead" in lines[-1] and " of 4 filters of " in lines[-1]
+
+
+def test_saliency_script_constants_match_the_package():
+    """saliency.py names the methods and the default one without loading Keras."""
+    assert saliency.METHOD_CHOICES == tuple(explain.METHODS) + ("all",)
+    assert saliency.DEFAULT_METHOD == explain.DEFAULT_METHOD
+    assert set(explain.DEFAULT_SETTINGS) == set(explain.METHODS)

@@ -13,7 +13,7 @@ from ferkit.explain.methods import explain
 @dataclasses.dataclass
 class ClassAverages:
     faces: np.ndarray  # float32 (7, 48, 48): the mean face of the faces used per class
-    maps: dict  # method name -> float32 (7, 48, 48): mean of the maps, each normalized to sum 1
+    maps: dict  # method name -> float32 (7, 48, 48): mean of the non-empty maps, each normalized to sum 1
     counts: np.ndarray  # int (7,): faces averaged per class (0: none correctly classified)
 
 
@@ -60,7 +60,8 @@ def class_averages(model, images, labels, methods, per_class=40, seed=0, batch_s
         maps = maps / np.maximum(total, 1e-12)[:, None, None]  # every face weighs the same
         mean = np.zeros((NUM_CLASSES, 48, 48), np.float32)
         for c in range(NUM_CLASSES):
-            if counts[c]:
-                mean[c] = maps[classes == c].mean(axis=0)
+            used = (classes == c) & (total > 0)  # an empty map (no positive Grad-CAM evidence) has no "where"
+            if used.any():
+                mean[c] = maps[used].mean(axis=0)
         out[name] = mean
     return ClassAverages(faces, out, counts)

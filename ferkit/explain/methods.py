@@ -17,22 +17,35 @@ METHODS = {
 }
 
 
+# What saliency.py uses when no option is given, chosen by the faithfulness sweep
+# (scripts/saliency_sweep.sh; docs/EXPLAIN.md): the functions' own defaults stay the textbook maps.
+DEFAULT_METHOD = "gradcam"
+DEFAULT_SETTINGS = {
+    "vanilla": {"jitter": 0},
+    "smoothgrad": {"sigma": 0.05, "jitter": 8},
+    "gradcam": {},
+    "ig": {"jitter": 0},
+}
+
+
 def _method(name):
     if name not in METHODS:
         raise FERError(f"unknown method {name!r}: choose one of {', '.join(METHODS)}")
     return METHODS[name]
 
 
-def explain(model, images, classes, method, **options):
+def explain(model, images, classes, method, settings=None, **options):
     """Dispatch by name (vanilla, smoothgrad, gradcam or ig). Each method gets the options its
     signature names, so one set (samples, steps, jitter, layer, seed...) serves them all; an
-    option no method takes is a TypeError.
+    option no method takes is a TypeError, an option set to None is left to the method.
 
     Args:
         model: a network as built by models.build_model or loaded by load_run.
         images: uint8-valued faces, (N, 48, 48, 1), (N, 48, 48) or one (48, 48).
         classes: the class index (0..6) each map explains, one per image or one for all.
         method: a name of METHODS (FERError for another).
+        settings: {method: {option: value}} defaults per method (e.g. DEFAULT_SETTINGS), under
+            the options given.
         **options: passed to the method that takes them.
 
     Returns the method's maps (N, 48, 48)."""
@@ -42,7 +55,8 @@ def explain(model, images, classes, method, **options):
     if unknown:
         raise TypeError(f"no explanation method takes {', '.join(unknown)}")
     accepted = inspect.signature(fn).parameters
-    return fn(model, images, classes, **{k: v for k, v in options.items() if k in accepted})
+    merged = {**(settings or {}).get(method, {}), **{k: v for k, v in options.items() if v is not None}}
+    return fn(model, images, classes, **{k: v for k, v in merged.items() if k in accepted})
 
 
 def saliency_columns(model, images, classes, methods, **options):
