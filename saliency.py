@@ -22,7 +22,7 @@ from ferkit.backend import configure_tensorflow
 
 # = ferkit.explain.METHODS and DEFAULT_METHOD, which load Keras; tests check they agree
 METHOD_CHOICES = ("vanilla", "smoothgrad", "gradcam", "ig", "all")
-DEFAULT_METHOD = "gradcam"
+DEFAULT_METHOD = "smoothgrad"
 PER_METHOD = "default: each method's own, ferkit.explain.DEFAULT_SETTINGS, chosen by --evaluate (docs/EXPLAIN.md)"
 
 
@@ -41,7 +41,7 @@ def build_parser():
                       help="draw each class's mean map over correctly classified faces (needs labels)")
     p.add_argument("--per-class", type=positive_int, metavar="N",
                    help="faces per class (default: 2 for the figure, 40 for --class-average)")
-    p.add_argument("--faces", type=positive_int, default=100, metavar="N", help="--evaluate: faces measured")
+    p.add_argument("--faces", type=positive_int, default=80, metavar="N", help="--evaluate: faces measured")
     p.add_argument("--curve-steps", type=positive_int, default=16, metavar="K",
                    help="--evaluate: points of the deletion and insertion curves")
     p.add_argument("--no-randomization", action="store_true",

@@ -163,7 +163,7 @@ def test_class_average_cli_and_maps(tiny, trained_run, synthetic_csvs, tmp_path,
                         "--per-class", "2", "--out", str(out)])
     assert rc == 0 and os.path.getsize(out) > 0
     printed = capsys.readouterr().out.splitlines()
-    assert printed[0].startswith("model: ") and "class averages of Grad-CAM" in printed[-1]
+    assert printed[0].startswith("model: ") and "class averages of SmoothGrad over" in printed[-1]
 
 
 def test_empty_gradcam_is_replaced_by_negative_evidence_and_noted(tiny):

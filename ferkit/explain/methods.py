@@ -19,12 +19,12 @@ METHODS = {
 
 # What saliency.py uses when no option is given, chosen by the faithfulness sweep
 # (scripts/saliency_sweep.sh; docs/EXPLAIN.md): the functions' own defaults stay the textbook maps.
-DEFAULT_METHOD = "gradcam"
+DEFAULT_METHOD = "smoothgrad"
 DEFAULT_SETTINGS = {
     "vanilla": {"jitter": 0},
     "smoothgrad": {"sigma": 0.05, "jitter": 8},
     "gradcam": {},
-    "ig": {"jitter": 0},
+    "ig": {"jitter": 8},
 }
 
 
