@@ -44,6 +44,8 @@ def build_parser():
     p.add_argument("--faces", type=positive_int, default=80, metavar="N", help="--evaluate: faces measured")
     p.add_argument("--curve-steps", type=positive_int, default=16, metavar="K",
                    help="--evaluate: points of the deletion and insertion curves")
+    p.add_argument("--patch", type=int, default=4, metavar="PX",
+                   help="--evaluate: side of the pixel blocks removed together (1, 2, 3, 4, 6, 8...: divides 48)")
     p.add_argument("--no-randomization", action="store_true",
                    help="--evaluate: skip the model-randomization check (halves the time)")
     p.add_argument("--out-csv", metavar="FILE", help="--evaluate: also write the table as CSV")
@@ -77,6 +79,8 @@ def check_args(args):
 
     if args.jitter is not None and not 0 <= args.jitter <= 23:
         raise FERError(f"--jitter {args.jitter}: a shift of 0..23 pixels")
+    if args.patch < 1 or 48 % args.patch:
+        raise FERError(f"--patch {args.patch}: must divide 48 (1, 2, 3, 4, 6, 8, 12, 16, 24 or 48)")
     if args.out_csv and not args.evaluate:
         raise FERError("--out-csv needs --evaluate (it writes the faithfulness table)")
     outputs = [args.out_csv] if args.evaluate else [args.out]
@@ -156,28 +160,19 @@ def run(args):
 
 
 def figure(args, ds, model, info):
-    from ferkit import explain
     from ferkit.report import figures
     from ferkit.report.evaluate import explain_examples
-    from ferkit.report.faithfulness import empty_notes, note_panels
+    from ferkit.report.faithfulness import saliency_with_notes
 
     methods = _methods(args, model)
     faces = explain_examples(model, ds, methods, args.per_class or 2, args.target, seed=args.seed, **_options(args))
-    notes = {}
-    if "gradcam" in methods:
-        j = methods.index("gradcam")
-        layer = args.layer or explain.gradcam_layer(model)
-        title, maps = faces.columns[j]
-        maps, empty = explain.fill_empty(model, faces.images, faces.explained, maps, layer)
-        faces.columns[j] = (title, maps)
-        notes = empty_notes(empty, j + 1, layer)
     title = (f"{info['model']} ({_where(info)}): maps explain the "
              f"{'predicted' if args.target == 'pred' else 'true'} class"
              + (f"; {_settings_text(args, methods)} (jitter: random shifts averaged over, px)"
                 if _settings_text(args, methods) else ""))
-    fig = figures.saliency_figure(faces.images, faces.columns, faces.titles, faces.colors, title)
-    figures.save(note_panels(fig, 1 + len(methods), notes), args.out)
-    empty = f"; {len(notes)} Grad-CAM maps empty, negative evidence shown" if notes else ""
+    fig, n_empty = saliency_with_notes(model, faces, methods, title, args.layer)
+    figures.save(fig, args.out)
+    empty = f"; {n_empty} Grad-CAM maps empty, negative evidence shown" if n_empty else ""
     print(f"wrote {args.out}: {len(faces.rows)} faces x {', '.join(c[0] for c in faces.columns)}{empty}")
     return 0
 
@@ -199,12 +194,12 @@ def evaluate(args, ds, model):
     classes = probs.argmax(axis=1) if args.target == "pred" else ds.labels[rows]
     methods = _methods(args, model)
     start = time.perf_counter()
-    table = explain.evaluate_methods(model, x, classes, methods, curve_steps=args.curve_steps, seed=args.seed,
+    table = explain.evaluate_methods(model, x, classes, methods, curve_steps=args.curve_steps, seed=args.seed, patch=args.patch,
                                      randomized=False if args.no_randomization else None, **_options(args))
     layer = args.layer or (explain.gradcam_layer(model) if "gradcam" in methods else None)
     print(f"faithfulness on {len(x)} faces of {args.data} (rows chosen with seed {args.seed}), explaining the "
           f"{'predicted' if args.target == 'pred' else 'true'} class; curves of {args.curve_steps} steps in "
-          f"{explain.PATCH}x{explain.PATCH} blocks; randomization: "
+          f"{args.patch}x{args.patch} blocks; randomization: "
           + ("skipped" if args.no_randomization else "full (every layer re-initialized)")
           + (f"; Grad-CAM at {layer}" if layer else "") + f"; {_settings_text(args, methods)}")
     print(explain.format_table(table))

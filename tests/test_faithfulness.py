@@ -214,3 +214,25 @@ def test_saliency_script_constants_match_the_package():
     assert saliency.METHOD_CHOICES == tuple(explain.METHODS) + ("all",)
     assert saliency.DEFAULT_METHOD == explain.DEFAULT_METHOD
     assert set(explain.DEFAULT_SETTINGS) == set(explain.METHODS)
+
+
+def test_dead_filters_are_marked_when_shown():
+    from ferkit.explain.filters import Patterns
+    from ferkit.report import figures
+    from ferkit.report.faithfulness import mark_dead
+
+    rng = np.random.default_rng(0)
+    pats = Patterns("conv", np.arange(4), rng.random((4, 48, 48)).astype(np.float32) * 255,
+                    np.array([1.0, 0.05, 2.0, 0.0], np.float32), np.zeros(4, np.float32))
+    dead = explain.dead_filters(pats)
+    assert list(dead) == [False, True, False, True]  # under a tenth of 2.0, or zero
+    fig = mark_dead(figures.patterns_figure(pats), dead)
+    titles = [ax.get_title() for ax in fig.axes if ax.images]
+    assert [t.endswith("(dead)") for t in titles] == [False, True, False, True]
+
+
+def test_bad_patch_is_one_line(trained_run, synthetic_csvs, capsys):
+    assert saliency.main(["--data", str(synthetic_csvs["val"]), "--weights", str(trained_run), "--evaluate",
+                          "--patch", "5"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--patch 5: must divide 48" in err[0]

@@ -74,3 +74,30 @@ def mark_dead(fig, dead):
             ax.plot([0, 47], [47, 0], color="red", lw=1)
             ax.set_title(ax.get_title() + " (dead)", fontsize=7, color="red")
     return fig
+
+
+def saliency_with_notes(model, faces, methods, title, layer=None):
+    """figures.saliency_figure of an ExplainedFaces (ferkit.report.evaluate.explain_examples),
+    with each empty Grad-CAM map replaced by the face's negative evidence and its panel saying
+    so; what saliency.py draws, for make_report.py to draw the same. Returns (figure, number of
+    faces so replaced).
+
+    Args:
+        model: the network the maps explain.
+        faces: the ExplainedFaces; its Grad-CAM column is replaced in place.
+        methods: the method names of its columns, in order.
+        title: the figure's title.
+        layer: the Grad-CAM layer used (None: explain.gradcam_layer(model))."""
+    from ferkit import explain
+    from ferkit.report import figures
+
+    notes = {}
+    if "gradcam" in methods:
+        j = list(methods).index("gradcam")
+        layer = layer or explain.gradcam_layer(model)
+        name, maps = faces.columns[j]
+        maps, empty = explain.fill_empty(model, faces.images, faces.explained, maps, layer)
+        faces.columns[j] = (name, maps)
+        notes = empty_notes(empty, j + 1, layer)
+    fig = figures.saliency_figure(faces.images, faces.columns, faces.titles, faces.colors, title)
+    return note_panels(fig, 1 + len(methods), notes), len(notes)
