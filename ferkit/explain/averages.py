@@ -19,7 +19,13 @@ class ClassAverages:
 
 def pick_correct(labels, pred, per_class, seed=0):
     """Up to `per_class` row indices per class, chosen at random among its correctly classified
-    faces; a list of 7 arrays."""
+    faces; a list of 7 arrays.
+
+    Args:
+        labels: true classes (N,).
+        pred: predicted classes (N,).
+        per_class: rows per class at most.
+        seed: seeds the random choice."""
     rng = np.random.default_rng(seed)
     return [rng.permutation(np.flatnonzero((labels == c) & (pred == c)))[:per_class] for c in range(NUM_CLASSES)]
 

@@ -14,7 +14,7 @@ keras = import_keras()  # TensorFlow's start-up notices stay off stderr
 ops = keras.ops
 
 VALUE_RANGE = 255.0
-GRADCAM_MIN_SIZE = 6  # Grad-CAM layer: the last feature map not coarser than this
+GRADCAM_MIN_SIZE = 6  # Grad-CAM layer: the last map not coarser than this (fernet: re_lu_10, by the sweep in docs/EXPLAIN.md)
 MAPS_MIN_SIZE = 24  # feature maps shown by default: the last layer whose maps are still this fine
 
 
@@ -87,7 +87,10 @@ def _logits_layer(model):
 
 
 def logits_model(model):
-    """The same network (shared weights) ending at the class scores before the softmax."""
+    """The same network (shared weights) ending at the class scores before the softmax.
+
+    Args:
+        model: a network as built by models.build_model or loaded by load_run."""
     return keras.Model(model.input, _logits_layer(model).output, name=f"{model.name}_logits")
 
 
@@ -102,7 +105,10 @@ def _size(model, name):
 
 
 def map_layers(model):
-    """Names of the layers with a feature map (4-D output), from the first convolution on."""
+    """Names of the layers with a feature map (4-D output), from the first convolution on.
+
+    Args:
+        model: a network as built by models.build_model or loaded by load_run."""
     names, seen_conv = [], False
     for layer in model.layers:
         if isinstance(layer, keras.layers.Conv2D):  # Conv2D covers its subclasses (Conv2DTranspose...)
@@ -113,7 +119,10 @@ def map_layers(model):
 
 
 def conv_layers(model):
-    """Names of the convolution layers, input to output."""
+    """Names of the convolution layers, input to output.
+
+    Args:
+        model: a network as built by models.build_model or loaded by load_run."""
     return [layer.name for layer in model.layers
             if isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)) and _is_map(layer)]
 
@@ -127,7 +136,11 @@ def _names_hint(names, limit=8):
 
 
 def get_map_layer(model, name):
-    """The layer called `name`, which must have a feature map; FERError naming valid ones if not."""
+    """The layer called `name`, which must have a feature map; FERError naming valid ones if not.
+
+    Args:
+        model: a network as built by models.build_model or loaded by load_run.
+        name: the layer's name."""
     valid = map_layers(model)
     try:
         layer = model.get_layer(name)
@@ -141,7 +154,11 @@ def get_map_layer(model, name):
 
 
 def gradcam_layer(model, min_size=GRADCAM_MIN_SIZE):
-    """Name of the last feature-map layer whose map is at least min_size x min_size."""
+    """Name of the last feature-map layer whose map is at least min_size x min_size.
+
+    Args:
+        model: a network as built by models.build_model or loaded by load_run.
+        min_size: the smallest side, in cells, of the map accepted."""
     candidates = [n for n in map_layers(model) if _size(model, n) >= min_size]
     if not candidates:
         raise FERError(f"model {model.name} has no convolutional feature map of at least {min_size}x{min_size}; "
@@ -151,7 +168,11 @@ def gradcam_layer(model, min_size=GRADCAM_MIN_SIZE):
 
 def default_filter_layer(model, min_size=GRADCAM_MIN_SIZE):
     """The last convolution whose output is at least min_size x min_size (else the last one):
-    deep enough for its filters' patterns to be more than edges."""
+    deep enough for its filters' patterns to be more than edges.
+
+    Args:
+        model: a network as built by models.build_model or loaded by load_run.
+        min_size: the smallest side, in cells, of the output preferred."""
     convs = conv_layers(model)
     if not convs:
         raise FERError(f"model {model.name} has no convolution layer to visualize")
@@ -161,7 +182,11 @@ def default_filter_layer(model, min_size=GRADCAM_MIN_SIZE):
 
 def default_maps_layer(model, min_size=MAPS_MIN_SIZE):
     """The last feature-map layer still at least min_size x min_size (fernet: the output of its
-    first stage, 24x24), whose maps still show the face; else the first feature map."""
+    first stage, 24x24), whose maps still show the face; else the first feature map.
+
+    Args:
+        model: a network as built by models.build_model or loaded by load_run.
+        min_size: the smallest side, in cells, of the maps preferred."""
     names = map_layers(model)
     if not names:
         raise FERError(f"model {model.name} has no convolution layer to visualize")

@@ -48,7 +48,11 @@ def _order(maps, rng, patch=PATCH):
 def substrate(images, mode):
     """What perturbed pixels become: for deletion the face's own mean grey (a constant carries no
     evidence, and per-image standardization leaves the rest of the face unchanged); for
-    insertion the face blurred with a Gaussian of BLUR_SIGMA pixels, as RISE does."""
+    insertion the face blurred with a Gaussian of BLUR_SIGMA pixels, as RISE does.
+
+    Args:
+        images: uint8-valued faces, (N, 48, 48, 1), (N, 48, 48) or one (48, 48).
+        mode: "deletion" or "insertion"."""
     x = _as_batch(images)
     if mode == "deletion":
         return np.broadcast_to(x.mean(axis=(1, 2, 3), keepdims=True), x.shape).astype(np.float32)
@@ -104,14 +108,22 @@ def perturbation_curves(model, images, classes, maps, mode="deletion", steps=CUR
 
 
 def auc(curves):
-    """Area under each curve over the fraction of pixels 0..1 (trapezoid rule)."""
+    """Area under each curve over the fraction of pixels 0..1 (trapezoid rule).
+
+    Args:
+        curves: (..., steps + 1) values at evenly spaced fractions 0..1."""
     curves = np.asarray(curves, np.float64)
     return np.trapezoid(curves, dx=1.0 / (curves.shape[-1] - 1), axis=-1)
 
 
 def baseline_maps(kind, n, seed=0):
     """(n, 48, 48) maps of a baseline order: "random" (uniform noise) or "centre" (a Gaussian
-    centred on the face: what any map that just favours the middle of the picture would score)."""
+    centred on the face: what any map that just favours the middle of the picture would score).
+
+    Args:
+        kind: "random" or "centre".
+        n: maps wanted.
+        seed: seeds the random maps."""
     if kind == "random":
         return np.random.default_rng(seed).random((n, IMAGE_SIZE, IMAGE_SIZE)).astype(np.float32)
     if kind == "centre":
@@ -124,7 +136,11 @@ def baseline_maps(kind, n, seed=0):
 def randomized_model(model, seed=0):
     """The same network with every layer re-initialized (full model randomization): a clone built
     from the layers' configs, so weights come from their initializers and BatchNorm statistics
-    are reset. Sets Keras's global seed to `seed`, which makes the copy reproducible."""
+    are reset. Sets Keras's global seed to `seed`, which makes the copy reproducible.
+
+    Args:
+        model: a network as built by models.build_model or loaded by load_run.
+        seed: Keras's global seed, set before the clone is built."""
     keras.utils.set_random_seed(int(seed))
     clone = keras.models.clone_model(model)
     clone.build(model.input.shape)
@@ -132,7 +148,10 @@ def randomized_model(model, seed=0):
 
 
 def spearman(a, b):
-    """Spearman rank correlation between each pair of maps (N,); NaN where a map is constant."""
+    """Spearman rank correlation between each pair of maps (N,); NaN where a map is constant.
+
+    Args:
+        a, b: maps of the same shape (N, ...), compared pair by pair."""
     a = np.asarray(a, np.float64).reshape(len(a), -1)
     b = np.asarray(b, np.float64).reshape(len(b), -1)
     out = np.full(len(a), np.nan)
@@ -227,7 +246,10 @@ COLUMNS = [  # (key, header, format): the table's columns, arrows saying which w
 
 
 def format_table(rows):
-    """The rows as a plain-text table, one line per method; NaN shows as "-"."""
+    """The rows as a plain-text table, one line per method; NaN shows as "-".
+
+    Args:
+        rows: evaluate_methods()'s list of dicts."""
     def cell(row, key, fmt):
         v = row[key]
         return "-" if isinstance(v, float) and not np.isfinite(v) else fmt.format(v)

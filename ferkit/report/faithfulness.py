@@ -49,7 +49,13 @@ def class_average_figure(averages, titles, suptitle=None, class_names=CLASS_NAME
 
 def note_panels(fig, ncol, notes, fontsize=6):
     """Write `notes` {(row, column): text} into the panels of a figures.saliency_figure, whose
-    axes are added row by row, `ncol` per row (the face, then one per method)."""
+    axes are added row by row, `ncol` per row (the face, then one per method).
+
+    Args:
+        fig: a figure from figures.saliency_figure.
+        ncol: panels per row (1 + the number of methods).
+        notes: {(row, column): text}; column 0 is the face.
+        fontsize: of the notes."""
     axes = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
     for (i, j), text in notes.items():
         ax = axes[i * ncol + j]
@@ -59,14 +65,23 @@ def note_panels(fig, ncol, notes, fontsize=6):
 
 
 def empty_notes(empty, column, layer):
-    """{(row, column): note} for the faces whose Grad-CAM at `layer` was empty (mask `empty`)."""
+    """{(row, column): note} for the faces whose Grad-CAM at `layer` was empty (mask `empty`).
+
+    Args:
+        empty: bool (N,), True where the map was replaced.
+        column: the panel column of the Grad-CAM maps.
+        layer: the Grad-CAM layer, named in the note."""
     return {(int(i), column): f"no positive evidence at {layer}: showing the negative evidence"
             for i in np.flatnonzero(empty)}
 
 
 def mark_dead(fig, dead):
     """Cross out and label the panels of a figures.patterns_figure whose filter is dead (mask
-    `dead`, in the order of the patterns drawn)."""
+    `dead`, in the order of the patterns drawn).
+
+    Args:
+        fig: a figure from figures.patterns_figure.
+        dead: bool mask (F,) from explain.dead_filters."""
     axes = [ax for ax in fig.axes if ax.images]
     for ax, is_dead in zip(axes, dead):
         if is_dead:
