@@ -61,7 +61,9 @@ def check_args(args):
     outputs = [args.out] + ([maps_out] if args.data else [])
     for path in outputs:
         figures.check_format(path)
-    preflight.check(outputs, [args.data], [args.weights], usage=args.usage)
+    derived = outputs[1:] if not args.maps_out else []  # the maps beside --out: never over a user's file
+    preflight.check(outputs[:1] if derived else outputs, [args.data], [args.weights], usage=args.usage,
+                    derived=derived)
     if args.data is None:
         return outputs, None
     ds = data.load_csv(args.data, usage=args.usage)
@@ -97,7 +99,7 @@ def run(args):
             from ferkit.report.faithfulness import mark_dead
             mark_dead(fig, dead)
     else:
-        fig = figures.text_page([title, "", "every filter shown is dead: gradient ascent could not activate any"])
+        fig = figures.text_pages(["every filter shown is dead: gradient ascent could not activate any"], title)[0]
     figures.save(fig, outputs[0])
     gain = ", ".join(f"{int(f)}: {a0:.2f}->{a:.2f}" for f, a0, a in
                      zip(pats.filters[:8], pats.start_activation[:8], pats.activation[:8]))

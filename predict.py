@@ -66,16 +66,17 @@ def predict(args):
         job = media.plan(args.test_csv, args.annotate)
     elif args.annotate or args.every or args.detector:
         raise FERError("--annotate, --every and --detector apply to pictures, folders and videos, not CSV input")
-    # the input file's header and first row (pictures: media.plan above), the runs, the output
+    # the input file's header and first row (pictures: media.plan above), the runs, the outputs:
+    # the CSV and every annotated copy, all through the outputs guard before any model loads
     preflight.check([args.out_csv], [] if job else [args.test_csv], args.weights or [], usage=args.usage,
-                    inputs=[args.test_csv] if job else [])
+                    inputs=[args.test_csv] if job else [], derived=job.annotated.values() if job else ())
     t0 = time.time()
     # TensorFlow loads here, after the checks above (ferkit.backend.configure_tensorflow ran first).
     from ferkit.infer import load_runs, model_line, predict_proba
     from ferkit.runs import load as runs
 
-    if not args.weights:
-        check_outputs([args.out_csv], runs.run_inputs(None))  # the default run's files are inputs too
+    if not args.weights:  # the default run's files are inputs too
+        check_outputs([args.out_csv], runs.run_inputs(None), derived=job.annotated.values() if job else ())
     if job is not None:
         from ferkit.faces.reader import predict_files
 

@@ -1,8 +1,8 @@
 """The toolkit, grouped by feature (README, "Layout"):
 
-    errors.py, files.py, backend.py   the base: FERError, atomic writes and the outputs guard, the
-                                      one quiet Keras import; they import nothing else of ours, so
-                                      data/ and models/ build on them
+    errors.py, files.py, backend.py,  the base: FERError, atomic writes and the outputs guard, the
+    limits.py                         one quiet Keras import, the size limits of untrusted input;
+                                      they import nothing else of ours, so data/ and models/ build on them
     cli.py      how every script ends (one-line errors, exit 2) and shared option types
     runs/       the run folder: names, the folder training writes, the loader
     train/      the command line (config), the routine (loop), callbacks, distillation, throughput

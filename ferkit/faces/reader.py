@@ -244,9 +244,12 @@ def predict_files(job, out_csv, weights=None, tta=False, probs=False, every=1, d
         def write(name, frame, faces):
             counts["faces"] += len(faces)
             for face in faces:
-                row = [name, frame, *face.box, face.label, face.emotion]
+                row = [media.csv_name(name), frame, *face.box, face.label, face.emotion]
                 out.writerow(row + [f"{p:.5f}" for p in face.probs] * probs)
 
+        for folder, why in job.skipped:  # subfolders that could not be read, as unreadable pictures
+            print(f"skipped: {folder}: cannot read this folder ({why})", file=sys.stderr)
+            counts["skipped"] += 1
         if job.kind.frames:
             _video(reader, job, every, write, counts)
         else:
@@ -257,7 +260,9 @@ def predict_files(job, out_csv, weights=None, tta=False, probs=False, every=1, d
     msg = (f"wrote {plural(counts['faces'], 'face')} from {plural(counts['pictures'], unit)} to {out_csv} "
            f"in {time.time() - t0:.1f} s")
     if counts["skipped"]:
-        msg += f"; {plural(counts['skipped'], 'unreadable picture')} skipped (named above), exit status {media.PARTIAL_EXIT}"
+        what = "unreadable picture" if not job.skipped else "unreadable picture or folder"
+        what = plural(counts["skipped"], what).replace("picture or folders", "pictures or folders")
+        msg += f"; {what} skipped (named above), exit status {media.PARTIAL_EXIT}"
     print(msg)
     return media.PARTIAL_EXIT if counts["skipped"] else 0
 
