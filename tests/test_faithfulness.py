@@ -236,3 +236,20 @@ def test_bad_patch_is_one_line(trained_run, synthetic_csvs, capsys):
                           "--patch", "5"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--patch 5: must divide 48" in err[0]
+
+
+def test_report_pages_are_a4_with_nothing_outside():
+    """The pages make_report.py can add (explanation_pages): the table and the class averages."""
+    from ferkit.explain.averages import ClassAverages
+    from ferkit.report import figures
+    from ferkit.report.faithfulness import class_average_page, faithfulness_page
+
+    rows = [{"method": m, "n": 5, "deletion": 0.3, "insertion": 0.5, "gap": 0.2, "randomization": float("nan"),
+             "empty": 0.0, "seconds_per_face": 0.1} for m in ("vanilla", "gradcam", "random")]
+    rng = np.random.default_rng(0)
+    avg = ClassAverages(rng.random((7, 48, 48)) * 255, {"gradcam": rng.random((7, 48, 48))},
+                        np.array([3, 0, 3, 3, 3, 3, 3]))
+    for fig in (faithfulness_page(rows, "Saliency faithfulness", subtitle="5 faces"),
+                class_average_page(avg, {"gradcam": "Grad-CAM (re_lu_10) with a long name"}, "Class averages")):
+        assert tuple(fig.get_size_inches()) == pytest.approx(figures.A4_PORTRAIT)
+        assert figures.outside_texts(fig) == []

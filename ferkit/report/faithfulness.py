@@ -116,3 +116,87 @@ def saliency_with_notes(model, faces, methods, title, layer=None):
         notes = empty_notes(empty, j + 1, layer)
     fig = figures.saliency_figure(faces.images, faces.columns, faces.titles, faces.colors, title)
     return note_panels(fig, 1 + len(methods), notes), len(notes)
+
+
+# ---------------------------------------------------------------- A4 pages for report.pdf
+
+FAITHFULNESS_READING = (
+    "each method's maps rank the face's 4x4 blocks; deletion greys them in that order and insertion puts them back "
+    "onto the blurred face, tracking the probability of the predicted class (area under the curve: deletion lower "
+    "is better, insertion higher). A map must beat the random order to say anything, and the centre prior to say "
+    "more than \"the middle of the face\". The last columns: the rank correlation with the maps of the same network "
+    "re-initialized (near 1: the map shows the image, not the model) and the share of empty maps.")
+CLASS_AVERAGE_READING = (
+    "each column is a class: the mean of up to N correctly classified faces, then each method's mean map over them "
+    "(every map normalized to sum 1, each panel scaled to its own maximum). A hot spot that stays in place over "
+    "many faces is a face part the model uses for that class.")
+
+
+def faithfulness_page(rows, title, subtitle=None, reading=FAITHFULNESS_READING):
+    """An A4 page with the method x metric table of explain.evaluate_methods.
+
+    Args:
+        rows: evaluate_methods()'s list of dicts.
+        title: the page's title.
+        subtitle: a line under it (e.g. the faces measured and the settings).
+        reading: the "How to read" sentence."""
+    from ferkit.explain.faithfulness import COLUMNS
+    from ferkit.report.figures import Page, SMALL_SIZE, draw_table
+
+    header = ["method", "deletion AUC\n(lower better)", "insertion AUC\n(higher better)", "insertion\n- deletion",
+              "Spearman vs\nrandom weights", "empty\nmaps", "s/face"]
+
+    def cell(row, key, fmt):
+        v = row[key]
+        return "-" if isinstance(v, float) and not np.isfinite(v) else fmt.format(v)
+
+    body = [[cell(r, k, f) for k, _, f in COLUMNS] for r in rows]
+    page = Page(title, reading=reading, subtitle=subtitle)
+    height = 0.3 * (len(body) + 2)
+    ax = page.axes(page.left, page.y - height, page.text_width, height)
+    draw_table(ax, header, body, fontsize=SMALL_SIZE, fill=True)
+    page.y -= height + 0.1
+    return page.fig
+
+
+def class_average_page(averages, titles, title, subtitle=None, reading=CLASS_AVERAGE_READING, alpha=0.55):
+    """class_average_figure's grid on an A4 page (columns: classes; rows: the mean face, then
+    one per method).
+
+    Args:
+        averages: a ferkit.explain.averages.ClassAverages.
+        titles: method name -> row title, in the order of the rows.
+        title: the page's title.
+        subtitle: a line under it.
+        reading: the "How to read" sentence (N is replaced by the most faces averaged).
+        alpha: opacity of the maps over the faces."""
+    from ferkit.report.figures import Page, SMALL_SIZE, wrap_inches
+
+    names = list(titles)
+    page = Page(title, reading=reading.replace("up to N", f"up to {int(max(averages.counts, default=0))}"),
+                subtitle=subtitle)
+    k = len(CLASS_NAMES)
+    label_w = 0.9
+    side = min((page.text_width - label_w) / k - 0.06, 1.0)
+    pitch_y = side + 0.1
+    for r in range(1 + len(names)):
+        y = page.y - 0.35 - side - r * pitch_y
+        for c in range(k):
+            ax = page.axes(page.left + label_w + c * (side + 0.06), y, side, side)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            n = int(averages.counts[c])
+            if r == 0:
+                ax.set_title(f"{CLASS_NAMES[c]}\n(n={n})", fontsize=SMALL_SIZE)
+            if n == 0:
+                ax.text(0.5, 0.5, "no correct\nfaces", ha="center", va="center", fontsize=SMALL_SIZE)
+                continue
+            ax.imshow(averages.faces[c], cmap="gray", vmin=0, vmax=255)
+            if r:
+                m = averages.maps[names[r - 1]][c]
+                ax.imshow(m / max(float(m.max()), 1e-12), cmap=MAP_CMAP, alpha=alpha, vmin=0, vmax=1)
+        label = "mean face" if r == 0 else titles[names[r - 1]]
+        page.text(page.left, y + side / 2, "\n".join(wrap_inches(label, label_w - 0.1, SMALL_SIZE, "sans-serif")),
+                  fontsize=SMALL_SIZE, va="center")
+    page.y -= 0.35 + (1 + len(names)) * pitch_y
+    return page.fig
