@@ -7,7 +7,7 @@
     runs/       the run folder: names, the folder training writes, the loader
     train/      the command line (config), the routine (loop), callbacks, distillation, throughput
     infer.py    predictions: uint8 faces in, probabilities out; TTA, ensembles
-    explain.py  explanation methods (saliency, Grad-CAM, IG, filters)
+    explain/    explanation methods (saliency, Grad-CAM, IG, filters) and their faithfulness
     faces/      faces in photos and videos (reader, media)
     report/     evaluation, figures, report pages, the experiment plan
 

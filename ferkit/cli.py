@@ -188,8 +188,8 @@ def _recipe_value(path, key, action, value):
     return value
 
 
-DEFAULT_RUN = ("of the finished runs under runs/ and the bundled models, the one with the highest recorded "
-               "validation accuracy")
+DEFAULT_RUN = ("of the finished runs under runs/ and the models bundled in models/pretrained/ (fernet), "
+               "the one with the highest recorded validation accuracy")
 
 
 def add_weights(p, ensemble=False, help=None):
