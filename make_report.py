@@ -27,9 +27,9 @@ from ferkit.backend import configure_tensorflow
 
 DEFAULT_OUT = os.path.join("report-out", "report.pdf")
 DEFAULT_EXPERIMENTS = os.path.join("docs", "experiments")
-SECTIONS = ("At a glance", "Experiments", "Training curves", "Per class", "Saliency maps", "Filters", "Feature maps",
-            "How this report was made", "Appendix: layers")
-DATA_SECTIONS = ("Per class", "Saliency maps", "Feature maps")  # what a report without --data lacks
+SECTIONS = ("At a glance", "Experiments", "Training curves", "Per class", "Saliency maps", "Class averages",
+            "Faithfulness", "Filters", "Feature maps", "How this report was made", "Appendix: layers")
+DATA_SECTIONS = ("Per class", "Saliency maps", "Class averages", "Faithfulness", "Feature maps")  # lacking without --data
 MODEL_SECTIONS = ("Training curves", "Filters", "Appendix: layers")  # and one without a model
 DEFAULT_MODEL = ("of the finished runs under runs/ and the models bundled in models/pretrained/, the one with the "
                  "highest recorded validation accuracy")
@@ -49,7 +49,13 @@ def build_parser():
     p.add_argument("--per-class", type=positive_int, default=1, metavar="N", help="saliency faces per class")
     p.add_argument("--samples", type=positive_int, default=25, metavar="N", help="SmoothGrad noisy copies")
     p.add_argument("--steps", type=positive_int, default=50, metavar="N", help="integrated-gradients steps")
-    p.add_argument("--jitter", type=int, default=8, metavar="PX", help="saliency: average over shifts of up to PX")
+    p.add_argument("--jitter", type=int, metavar="PX",
+                   help="saliency: average over shifts of up to PX (default: each method's setting in "
+                        "ferkit/explain/methods.py, chosen by the faithfulness sweep)")
+    p.add_argument("--faithfulness-faces", type=positive_int, default=80, metavar="N",
+                   help="faces of --data the faithfulness table measures (saliency.py --evaluate)")
+    p.add_argument("--average-faces", type=positive_int, default=40, metavar="N",
+                   help="correctly classified faces per class in the class-average maps")
     p.add_argument("--filters", type=positive_int, default=16, metavar="N", help="filter patterns shown")
     p.add_argument("--filter-steps", type=int, default=80, metavar="N", help="gradient-ascent steps per pattern")
     p.add_argument("--force", action="store_true",
@@ -78,7 +84,7 @@ def check_args(args):
     for option, folder in (("--experiments", args.experiments), ("--runs", args.runs)):
         if folder is not None and not os.path.isdir(folder):
             raise FERError(f"{folder}: no such folder ({option})")
-    if not 0 <= args.jitter <= 23:
+    if args.jitter is not None and not 0 <= args.jitter <= 23:
         raise FERError(f"--jitter {args.jitter}: a shift of 0..23 pixels")
     outputs = [args.out, args.json or figures.derived_path(args.out, "", ".json")]
     # the .json beside --out, unless named with --json, is derived: it never replaces a user's file
@@ -163,23 +169,31 @@ def model_pages(model, shown, ds, args):
         yield "Per class", figures.confusion_figure(shown["metrics"], f"Per class: {name}",
                                                     data_name=os.path.basename(args.data))
         methods = [m for m in explain.METHODS if m != "gradcam" or _has_gradcam_layer(model)]
-        faces = explain_examples(model, ds, methods, args.per_class, samples=args.samples, steps=args.steps,
-                                 jitter=args.jitter)
-        what = ("maps explain the predicted class"
-                + (f"; gradients averaged over random shifts of up to {args.jitter} px" if args.jitter else ""))
+        faces = explain_examples(model, ds, methods, args.per_class, **_options(args))
+        notes = _fill_empty_gradcam(model, faces, methods)
+        what = "maps explain the predicted class; " + explain.describe_settings(methods, _given(args))
         for fig in figures.saliency_pages(faces.images, faces.columns, faces.titles, faces.colors,
-                                          f"Saliency maps: {name}", subtitle=what):
+                                          f"Saliency maps: {name}", subtitle=what, notes=notes):
             yield "Saliency maps", fig
-        yield from explanation_pages(model, shown, ds, args)
+        yield from explanation_pages(model, shown, ds, args, methods, name)
     try:
         layer = explain.default_filter_layer(model)
     except FERError as err:  # a model without convolutions (dnn): no filter pages
         print(f"note: no filter figures: {err}", file=sys.stderr)
         return
     pats = explain.filter_patterns(model, layer, filters=args.filters, steps=args.filter_steps)
+    dead = explain.dead_filters(pats)
     shown["filters"] = {"layer": layer, "filters": pats.filters.tolist(),
-                        "activation": [round(float(a), 4) for a in pats.activation]}
-    yield "Filters", figures.patterns_page(pats, f"Filters: {name}")
+                        "activation": [round(float(a), 4) for a in pats.activation],
+                        "dead": pats.filters[dead].tolist()}
+    dead_text = (f"{int(dead.sum())} of {len(dead)} filters left out as dead (gradient ascent reached under "
+                 f"{explain.DEAD_FRACTION:.0%} of the strongest filter's activation: "
+                 f"{', '.join(str(int(f)) for f in pats.filters[dead])})" if dead.any() else "no dead filters")
+    if dead.all():
+        yield "Filters", figures.text_pages([f"Every filter drawn from {layer} is dead: {dead_text}."],
+                                            f"Filters: {name}")[0]
+    else:
+        yield "Filters", figures.patterns_page(pats.subset(~dead), f"Filters: {name}", subtitle=dead_text)
     if ds is not None:
         maps_layer = explain.default_maps_layer(model)
         maps = explain.feature_maps(model, maps_layer, ds.images[0])
@@ -187,11 +201,56 @@ def model_pages(model, shown, ds, args):
                                                         face_name=f"row 0 of {os.path.basename(args.data)}")
 
 
-def explanation_pages(model, shown, ds, args):
-    """More (section, A4 figure) pages after the saliency maps: the place for the class-average
-    saliency maps and the faithfulness table (ferkit/report/faithfulness.py, issue 28). Each
-    page is a figures.Page(...).fig; add its section to SECTIONS in page order. None yet."""
-    return iter(())
+def explanation_pages(model, shown, ds, args, methods, name):
+    """The pages after the saliency maps: each method's mean map per class over correctly
+    classified faces, then the faithfulness table (saliency.py --class-average and --evaluate)."""
+    import numpy as np
+
+    from ferkit import explain
+    from ferkit.infer import predict_proba
+    from ferkit.report.faithfulness import class_average_page, faithfulness_page
+
+    options = _options(args)
+    avg = explain.class_averages(model, ds.images, ds.labels, methods, per_class=args.average_faces, **options)
+    titles = {m: explain.METHODS[m][0] + (f" ({explain.gradcam_layer(model)})" if m == "gradcam" else "")
+              for m in methods}
+    yield "Class averages", class_average_page(avg, titles, f"Class averages: {name}",
+                                               subtitle=f"over {os.path.basename(args.data)}")
+    rows = np.sort(np.random.default_rng(0).permutation(len(ds))[:args.faithfulness_faces])
+    x = ds.images[rows]
+    table = explain.evaluate_methods(model, x, predict_proba(model, x).argmax(axis=1), methods, **options)
+    shown["faithfulness"] = [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in table]
+    yield "Faithfulness", faithfulness_page(
+        table, f"Faithfulness of the maps: {name}",
+        subtitle=f"{len(x)} faces of {os.path.basename(args.data)}, the predicted class; "
+                 "python saliency.py --evaluate gives the same table")
+
+
+def _given(args):
+    return {"jitter": args.jitter} if args.jitter is not None else {}
+
+
+def _options(args):
+    """The saliency methods' options: --jitter (when given) over ferkit.explain.DEFAULT_SETTINGS."""
+    from ferkit import explain
+
+    return {"samples": args.samples, "steps": args.steps, "settings": explain.DEFAULT_SETTINGS, **_given(args)}
+
+
+def _fill_empty_gradcam(model, faces, methods):
+    """Replace each empty Grad-CAM map by the face's negative evidence, as saliency.py does;
+    returns the panels' notes {(face, column): text}."""
+    from ferkit import explain
+    from ferkit.report.faithfulness import empty_notes
+
+    if "gradcam" not in methods:
+        return {}
+    j = list(methods).index("gradcam")
+    layer = explain.gradcam_layer(model)
+    label, maps = faces.columns[j]
+    maps, empty = explain.fill_empty(model, faces.images, faces.explained, maps, layer)
+    faces.columns[j] = (label, maps)
+    return empty_notes(empty, j + 1, layer)
 
 
 def _has_gradcam_layer(model):

@@ -131,17 +131,10 @@ def _options(args):
 
 
 def _settings_text(args, methods):
-    """'Gradient: jitter 0; SmoothGrad: jitter 8, sigma 0.05': the settings each method ran with."""
+    """The settings each method ran with (ferkit.explain.describe_settings)."""
     from ferkit import explain
 
-    parts = []
-    for m in methods:
-        given = {k: getattr(args, k) for k in ("jitter", "sigma") if getattr(args, k) is not None}
-        eff = {**explain.DEFAULT_SETTINGS.get(m, {}), **given}
-        eff = {k: v for k, v in eff.items() if k == "jitter" and m != "gradcam" or k == "sigma" and m == "smoothgrad"}
-        if eff:
-            parts.append(f"{explain.METHODS[m][0]}: " + ", ".join(f"{k} {v}" for k, v in eff.items()))
-    return "; ".join(parts)
+    return explain.describe_settings(methods, {"jitter": args.jitter, "sigma": args.sigma})
 
 
 def run(args):
@@ -168,8 +161,7 @@ def figure(args, ds, model, info):
     faces = explain_examples(model, ds, methods, args.per_class or 2, args.target, seed=args.seed, **_options(args))
     title = (f"{info['model']} ({_where(info)}): maps explain the "
              f"{'predicted' if args.target == 'pred' else 'true'} class"
-             + (f"; {_settings_text(args, methods)} (jitter: random shifts averaged over, px)"
-                if _settings_text(args, methods) else ""))
+             + (f"; {_settings_text(args, methods)}" if _settings_text(args, methods) else ""))
     fig, n_empty = saliency_with_notes(model, faces, methods, title, args.layer)
     figures.save(fig, args.out)
     empty = f"; {n_empty} Grad-CAM maps empty, negative evidence shown" if n_empty else ""

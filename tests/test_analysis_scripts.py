@@ -339,7 +339,8 @@ def test_make_report(trained_run, synthetic_csvs, experiments_dir, tmp_path, cap
     monkeypatch.setattr(PdfPages, "savefig", checked)
     out = tmp_path / "out" / "report.pdf"
     argv = ["--experiments", str(experiments_dir), "--weights", str(trained_run), "--data", str(synthetic_csvs["val"]),
-            "--out", str(out), "--samples", "2", "--steps", "4", "--filters", "4", "--filter-steps", "5"]
+            "--out", str(out), "--samples", "2", "--steps", "4", "--filters", "4", "--filter-steps", "5",
+            "--faithfulness-faces", "4", "--average-faces", "2"]
     assert make_report.main(argv) == 0
     printed = capsys.readouterr().out.splitlines()
     assert printed[0] == f"model: fernet ({trained_run})"  # the model line first, as predict.py prints it
@@ -353,7 +354,11 @@ def test_make_report(trained_run, synthetic_csvs, experiments_dir, tmp_path, cap
     text = "\n".join(pages)
     # paths relative to the repository (../../tmp/... here), never this machine's absolute ones
     assert not re.search(r"(^|[\s(:=])" + re.escape(str(tmp_path)), text)
-    assert sum("How to read:" in p for p in pages) >= 7  # every figure page says how to read it
+    assert sum("How to read:" in p for p in pages) >= 9  # every figure page says how to read it
+    faithful = _page(pages, "Faithfulness of the maps")  # issue 28: the maps' metrics and class averages
+    assert "random order" in faithful and "centre prior" in faithful and "4 faces" in faithful
+    assert "Class averages:" in text and "mean face" in text
+    assert "dead" in _page(pages, "Filters:") and "dead" in json.dumps(numbers["model_shown"]["filters"])
     titles = ("results at a glance", "experiments, measured here", "How this report was made", "Appendix: the layers")
     first = [next(i for i, p in enumerate(pages) if t in p) for t in titles]
     assert first[:2] == [0, 1] and first[2] + 1 == first[3]  # the closing page, then the appendix to the end

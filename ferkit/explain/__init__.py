@@ -11,7 +11,8 @@ from ferkit.explain.core import (GRADCAM_MIN_SIZE, MAPS_MIN_SIZE, VALUE_RANGE, c
 from ferkit.explain.gradients import (JITTER_SAMPLES, _shift, _unshift, integrated_gradients,  # noqa: F401
                                       smoothgrad, vanilla_saliency)
 from ferkit.explain.gradcam import fill_empty, gradcam, negative_gradcam  # noqa: F401
-from ferkit.explain.methods import DEFAULT_METHOD, DEFAULT_SETTINGS, METHODS, explain, saliency_columns  # noqa: F401
+from ferkit.explain.methods import (DEFAULT_METHOD, DEFAULT_SETTINGS, METHODS, describe_settings, explain,  # noqa: F401
+                                   saliency_columns)
 from ferkit.explain.filters import DEAD_FRACTION, Patterns, dead_filters, feature_maps, filter_patterns  # noqa: F401
 from ferkit.explain.faithfulness import (COLUMNS, PATCH, auc, baseline_maps, evaluate_methods, format_table,  # noqa: F401
                                          perturbation_curves, randomization_check, randomized_model, spearman)

@@ -59,6 +59,23 @@ def explain(model, images, classes, method, settings=None, **options):
     return fn(model, images, classes, **{k: v for k, v in merged.items() if k in accepted})
 
 
+def describe_settings(methods, given=None):
+    """'Gradient: jitter 0; SmoothGrad: jitter 8, sigma 0.05': the settings each method runs with
+    (DEFAULT_SETTINGS under the options `given`), for titles and printed lines.
+
+    Args:
+        methods: names of METHODS.
+        given: {option: value} given by the user (jitter, sigma); None values are ignored."""
+    given = {k: v for k, v in (given or {}).items() if v is not None}
+    parts = []
+    for m in methods:
+        eff = {**DEFAULT_SETTINGS.get(m, {}), **given}
+        eff = {k: v for k, v in eff.items() if (k == "jitter" and m != "gradcam") or (k == "sigma" and m == "smoothgrad")}
+        if eff:
+            parts.append(f"{METHODS[m][0]}: " + ", ".join(f"{k} {v}" for k, v in eff.items()))
+    return "; ".join(parts) + (" (jitter: random shifts averaged over, px)" if parts else "")
+
+
 def saliency_columns(model, images, classes, methods, **options):
     """[(column title, maps (N, 48, 48))] for each method name, in the order given; Grad-CAM's
     title names its layer (options["layer"], else gradcam_layer(model)).

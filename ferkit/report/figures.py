@@ -589,9 +589,11 @@ SALIENCY_READING = ("each row is one test face, titled with its true class and t
                     "map points, not how strong it is.")
 
 
-def saliency_pages(faces, columns, titles, colors, title, reading=SALIENCY_READING, alpha=0.5, subtitle=None):
+def saliency_pages(faces, columns, titles, colors, title, reading=SALIENCY_READING, alpha=0.5, subtitle=None,
+                   notes=None):
     """saliency_figure's grid on as many A4 pages as its rows need (7 faces fit one page), with
-    the method names over the first row of each page and one colorbar at the foot of each."""
+    the method names over the first row of each page and one colorbar at the foot of each;
+    `notes` {(face, column): text} are written inside those panels (e.g. an empty Grad-CAM)."""
     normed = [(name, normalize(maps)) for name, maps in columns]
     ncol, n = 1 + len(normed), len(faces)
     per_page = max(1, min(n, 7))
@@ -611,6 +613,10 @@ def saliency_pages(faces, columns, titles, colors, title, reading=SALIENCY_READI
                     ax.set_title(titles[i], fontsize=SMALL_SIZE, color=(colors[i] if colors else "black"))
                 else:
                     ax.imshow(normed[j - 1][1][i], cmap=MAP_CMAP, alpha=alpha, vmin=0, vmax=1)
+                    if (notes or {}).get((i, j)):
+                        ax.text(0.5, 0.03, "\n".join(wrap_inches(notes[i, j], 1.1, 5)), transform=ax.transAxes,
+                                ha="center", va="bottom", fontsize=5, color="white",
+                                bbox={"facecolor": "black", "alpha": 0.6, "pad": 1, "lw": 0})
                     if r == 0:
                         ax.set_title("\n".join(wrap_inches(normed[j - 1][0], head, SMALL_SIZE, weight="bold")),
                                      fontsize=SMALL_SIZE, weight="bold")
