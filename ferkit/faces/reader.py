@@ -34,20 +34,14 @@ from ferkit.errors import FERError
 from ferkit.infer import load_runs, model_line, predict_proba
 from ferkit.files import open_output
 from ferkit.faces import media
+from ferkit.faces.detect import DETECTORS, Detector, default_detector  # noqa: F401  (Detector, default_detector: re-exported)
 from ferkit.faces.media import to_rgb
 from ferkit.backend import import_keras
 
 keras = import_keras()  # TensorFlow's start-up notices stay off stderr
 
-DETECTORS = ("mtcnn", "haar")
-# Square crop around a detector's box (x, y, w, h): side = scale * w, centred at the box's centre
-# moved by (dx * w, dy * h). From 528 (MTCNN) and 412 (Haar) FER2013 public_test faces pasted at
-# known places and found again: the sides whose crops correlate best with the pasted faces' pixels
-# and whose labels agree best with a classifier's labels for the original faces (README).
-CROP_GEOMETRY = {"mtcnn": (1.25, 0.0, 0.0), "haar": (1.05, 0.0, 0.0)}
-MAX_SIDE = 1280  # detection runs on a copy shrunk to at most this many pixels on the long side
-MIN_FACE = 20  # smallest face looked for, in pixels of that copy
-HAAR_FILE = "haarcascade_frontalface_alt2.xml"  # fewest false boxes of OpenCV's frontal cascades
+
+CROP_GEOMETRY = {name: kind.geometry for name, kind in DETECTORS.items()}
 
 
 @dataclasses.dataclass
@@ -57,6 +51,7 @@ class Face:
     emotion: str  # the label's name
     probs: np.ndarray  # (7,) class probabilities, in label order
     score: float = 1.0  # the detector's confidence (1.0 for Haar, which gives none)
+    track: int = -1  # LiveTracker: the same number for the same face across frames
 
     @property
     def confidence(self):
@@ -65,76 +60,8 @@ class Face:
     def as_dict(self):
         """Plain Python types, e.g. for json.dumps."""
         return {"box": [int(v) for v in self.box], "label": int(self.label), "emotion": self.emotion,
-                "probs": {n: float(p) for n, p in zip(data.CLASS_NAMES, self.probs)}, "score": float(self.score)}
-
-
-def default_detector():
-    """'mtcnn' under the TensorFlow backend, else 'haar' (the mtcnn package is TensorFlow code)."""
-    return "mtcnn" if keras.backend.backend() == "tensorflow" else "haar"
-
-
-class Detector:
-    """rgb uint8 (H, W, 3) -> float array (N, 5): x, y, w, h, score, in the picture's pixels."""
-
-    def __init__(self, name=None, max_side=MAX_SIDE, min_face=MIN_FACE):
-        name = name or default_detector()
-        if name not in DETECTORS:
-            raise FERError(f"unknown face detector {name!r}; choose one of {', '.join(DETECTORS)}")
-        if name == "mtcnn" and keras.backend.backend() != "tensorflow":
-            raise FERError(f"the mtcnn detector needs the TensorFlow backend (KERAS_BACKEND is "
-                           f"{keras.backend.backend()}); use --detector haar")
-        self.name, self.max_side, self.min_face = name, max_side, min_face
-        if name == "mtcnn":
-            from mtcnn import MTCNN  # imports TensorFlow: only when this detector is chosen
-
-            self._mtcnn = MTCNN(stages="face_and_landmarks_detection")
-        else:
-            self._haar = cv2.CascadeClassifier(os.path.join(cv2.data.haarcascades, HAAR_FILE))
-            if self._haar.empty():
-                raise FERError(f"OpenCV has no {HAAR_FILE}; install opencv-python-headless<5 (requirements.txt)")
-
-    def __call__(self, rgb):
-        return self.many([rgb])[0]
-
-    def many(self, pictures):
-        """__call__ for several pictures. MTCNN takes same-sized ones (video frames) as one batch:
-        the same boxes for about a quarter less CPU time than one call each."""
-        shrunk = [self._shrink(rgb) for rgb in pictures]
-        found = [None] * len(pictures)
-        if self.name == "haar":
-            found = [self._haar_boxes(small) for small, _ in shrunk]
-        else:
-            sizes = {}
-            for i, (small, _) in enumerate(shrunk):
-                sizes.setdefault(small.shape, []).append(i)
-            for idx in sizes.values():
-                for i, boxes in zip(idx, self._mtcnn_boxes([shrunk[i][0] for i in idx])):
-                    found[i] = boxes
-        for boxes, (_, scale) in zip(found, shrunk):
-            boxes[:, :4] /= scale
-        return found
-
-    def _shrink(self, rgb):
-        h, w = rgb.shape[:2]
-        scale = min(1.0, self.max_side / max(h, w))
-        if scale == 1:
-            return rgb, 1.0
-        size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), scale
-
-    def _mtcnn_boxes(self, same_sized):
-        if min(same_sized[0].shape[:2]) < 12:  # below MTCNN's smallest window
-            return [np.zeros((0, 5), np.float64) for _ in same_sized]
-        found = self._mtcnn.detect_faces(list(same_sized), fit_to_image=False, min_face_size=self.min_face)
-        return [np.array([list(f["box"]) + [f["confidence"]] for f in faces], np.float64).reshape(-1, 5)
-                for faces in found]
-
-    def _haar_boxes(self, rgb):
-        gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-        found = self._haar.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5,
-                                            minSize=(self.min_face, self.min_face))
-        boxes = np.array(found, np.float64).reshape(-1, 4)
-        return np.concatenate([boxes, np.ones((len(boxes), 1))], axis=1)
+                "probs": {n: float(p) for n, p in zip(data.CLASS_NAMES, self.probs)}, "score": float(self.score),
+                "track": int(self.track)}
 
 
 def crop_squares(boxes, geometry):
@@ -179,7 +106,7 @@ class FaceReader:
         weights: a run folder or .weights.h5 path, a list of them (an ensemble), or None (the
             default run: the best finished run under runs/, else the bundled model).
         tta: average 10 views of each face.
-        detector: 'mtcnn', 'haar', a Detector, or None (default_detector()).
+        detector: a name in ferkit.faces.detect.DETECTORS, a Detector, or None (default_detector()).
         batch_size: faces per model call."""
 
     def __init__(self, weights=None, tta=False, detector=None, batch_size=256):
@@ -204,11 +131,13 @@ class FaceReader:
         pictures = [to_rgb(im, order) for im in images]
         return self.classify(pictures, self.detector.many(pictures))
 
-    def classify(self, pictures, found):
+    def classify(self, pictures, found, geometry=None):
         """Faces for RGB `pictures` given each one's detector boxes (N_i, 5): the model part of
-        read_many, for callers that detect on their own schedule."""
+        read_many, for callers that detect on their own schedule (`geometry`: the crop for another
+        detector's boxes, a row of CROP_GEOMETRY)."""
+        geometry = geometry or self.geometry
         found = [b[np.argsort(-b[:, 2] * b[:, 3], kind="stable")] for b in found]  # largest first
-        crops = [cut_faces(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), crop_squares(boxes, self.geometry))
+        crops = [cut_faces(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), crop_squares(boxes, geometry))
                  for rgb, boxes in zip(pictures, found) if len(boxes)]
         result = [[] for _ in pictures]
         if not crops:
