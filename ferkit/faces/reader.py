@@ -36,6 +36,7 @@ from ferkit.files import open_output
 from ferkit.faces import media
 from ferkit.faces.detect import DETECTORS, Detector, default_detector  # noqa: F401  (Detector, default_detector: re-exported)
 from ferkit.faces.media import to_rgb
+from ferkit.faces.track import DETECT_EVERY, BoxTracker
 from ferkit.backend import import_keras
 
 keras = import_keras()  # TensorFlow's start-up notices stay off stderr
@@ -156,14 +157,20 @@ class FaceReader:
 GROUP = 16  # pictures or sampled frames whose faces are classified together
 
 
-def predict_files(job, out_csv, weights=None, tta=False, probs=False, every=1, detector=None, batch_size=256):
+def predict_files(job, out_csv, weights=None, tta=False, probs=False, every=1, detector=None, batch_size=256,
+                  detect_every=DETECT_EVERY):
     """predict.py for a picture, folder or video (a media.Job from media.plan): one CSV row per face,
     `file,frame,x,y,w,h,label,emotion` (+ the 7 probabilities with `probs`), annotated copies where
-    the job names them. Notes (no face, unreadable pictures in a folder) go to stderr. Returns the
+    the job names them (a camera's job: media.camera_job; its rows are also printed as they come,
+    and Ctrl-C ends it). `detect_every`: videos, see _video. Notes (no face, unreadable pictures
+    in a folder) go to stderr. Returns the
     exit status: 0, or media.PARTIAL_EXIT when some pictures of a folder were skipped."""
     t0 = time.time()
     reader = FaceReader(weights, tta=tta, detector=detector, batch_size=batch_size)
-    print(reader.describe(), flush=True)
+    line = reader.describe()
+    if job.kind.frames and every == 1 and detect_every > 1:
+        line += f" on one frame in {detect_every}, followed by optical flow between"
+    print(line, flush=True)
     header = ["file", "frame", "x", "y", "w", "h", "label", "emotion"] + list(data.CLASS_NAMES) * probs
     counts = {"faces": 0, "pictures": 0, "skipped": 0}
     with open_output(out_csv, "w", newline="") as f:
@@ -175,9 +182,13 @@ def predict_files(job, out_csv, weights=None, tta=False, probs=False, every=1, d
             for face in faces:
                 row = [name, frame, *face.box, face.label, face.emotion]
                 out.writerow(row + [f"{p:.5f}" for p in face.probs] * probs)
+            if job.kind is media.CAMERA:  # live: say what the camera sees as it comes
+                f.flush()
+                print(f"frame {frame}: " + (", ".join(f"{face.emotion} {face.confidence:.0%} at {face.box}"
+                                                      for face in faces) or "no face"), flush=True)
 
         if job.kind.frames:
-            _video(reader, job, every, write, counts)
+            _video(reader, job, every, write, counts, detect_every)
         else:
             _pictures(reader, job, write, counts)
             if not counts["pictures"]:  # nothing to show for it: an error, and no output file
@@ -212,31 +223,44 @@ def _pictures(reader, job, write, counts):
                 media.write_image(job.annotated[name], media.draw_faces(rgb, faces))
 
 
-def _video(reader, job, every, write, counts):
+def _video(reader, job, every, write, counts, detect_every):
+    """Rows for the sampled frames of a video or camera. Boxes come from a BoxTracker (detection
+    on one sampled frame in `detect_every`, optical flow between; only when every frame is sampled,
+    since flow needs close frames); their faces are classified GROUP frames at a time, or frame by
+    frame when annotating or reading a camera. Ctrl-C ends a camera's stream with its rows so far."""
     path = job.files[0]
     annotated = job.annotated.get(path)
+    camera = job.kind is media.CAMERA
+    boxes = BoxTracker(reader.detector, detect_every if every == 1 else 1)
     empty = 0
-    with media.open_video(path) as video, contextlib.ExitStack() as stack:
+    with (media.open_camera if camera else media.open_video)(path) as video, contextlib.ExitStack() as stack:
         writer = stack.enter_context(media.video_writer(annotated, video.fps, video.size)) if annotated else None
         pending, last = [], [[]]  # sampled frames not classified yet; the faces drawn on frames now
 
         def flush():
             nonlocal empty
             if pending:
-                for (index, _), found in zip(pending, reader.read_many([rgb for _, rgb in pending])):
+                found = reader.classify([rgb for _, rgb, _ in pending], [b for _, _, b in pending])
+                for (index, _, _), faces in zip(pending, found):
                     counts["pictures"] += 1
-                    empty += not found
-                    write(path, index, found)
-                    last[0] = found
+                    empty += not faces
+                    write(path, index, faces)
+                    last[0] = faces
                 pending.clear()
 
-        for index, rgb, sampled in video.frames(every, all_frames=writer is not None):
-            if sampled:
-                pending.append((index, rgb))
-                if writer is not None or len(pending) == GROUP:  # annotating: classify frame by frame
-                    flush()
-            if writer is not None:
-                writer.write(media.draw_faces(rgb, last[0]))
+        try:
+            for index, rgb, sampled in video.frames(every, all_frames=writer is not None):
+                if sampled:
+                    pending.append((index, rgb, boxes.update(rgb)[0]))
+                    if writer is not None or camera or len(pending) == GROUP:
+                        flush()
+                if writer is not None:
+                    writer.write(media.draw_faces(rgb, last[0]))
+        except KeyboardInterrupt:
+            if not camera:
+                raise
+            pending.clear()
+            print(f"stopped by Ctrl-C after {plural(counts['pictures'], 'frame')}", file=sys.stderr)
         flush()
     if empty:
         print(f"note: {path}: no face in {empty} of {counts['pictures']} sampled frames", file=sys.stderr)

@@ -1,0 +1,120 @@
+"""Face boxes across the frames of a stream: detect on some frames, follow the faces between.
+
+    boxes = BoxTracker(Detector("blazeface"), every=3)
+    for rgb in frames:
+        found, tracks = boxes.update(rgb)   # (N, 5) x, y, w, h, score; (N,) track numbers
+
+The detector runs on every `every`-th frame, and on every frame while no face is followed; in
+between, each box moves by the median optical flow (OpenCV's pyramidal Lucas-Kanade) of corner
+points inside it, about 1 ms a frame against 6-150 ms for a detection (docs/PERFORMANCE.md). A
+face keeps its track number while its boxes overlap from one detection to the next. No model
+here: ferkit.faces.live.LiveTracker adds the expressions, reader.predict_files uses it for videos.
+"""
+import time
+
+import cv2
+import numpy as np
+
+DETECT_EVERY = 3  # frames per detection while faces are followed, by default (docs/PERFORMANCE.md)
+_LK = dict(winSize=(21, 21), maxLevel=3, criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03))
+_MIN_POINTS = 4  # fewer flow points left in a box: look for new corners in it
+_SAME_FACE = 0.2  # intersection over union above which a new detection continues a track
+
+
+def iou(a, b):
+    """Intersection over union of boxes (x, y, w, h, ...): (N, >=4) by (M, >=4) -> (N, M)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    x0 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y0 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x1 = np.minimum(a[:, None, 0] + a[:, None, 2], b[None, :, 0] + b[None, :, 2])
+    y1 = np.minimum(a[:, None, 1] + a[:, None, 3], b[None, :, 1] + b[None, :, 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None, :] - inter
+    return inter / np.maximum(union, 1e-9)
+
+
+class BoxTracker:
+    """Boxes of the faces in each frame of one stream (see the module doc). `detector`: a
+    ferkit.faces.detect.Detector; `every`: frames per detection while faces are followed."""
+
+    def __init__(self, detector, every=1):
+        if every < 1:
+            raise ValueError("every must be at least 1")
+        self.detector, self.every = detector, every
+        self.timings = {}
+        self.reset()
+
+    def reset(self):
+        """Forget the faces followed so far (a new stream)."""
+        self.boxes = np.zeros((0, 5))  # x, y, w, h, score in the last frame
+        self.tracks = np.zeros(0, int)
+        self._points = []  # per face: float32 (K, 1, 2) corner points in the last frame
+        self._gray = None
+        self._since = 0  # frames since the last detection
+        self._next_track = 0
+
+    def update(self, rgb, gray=None):
+        """Boxes (N, 5) and track numbers (N,) of the faces in this frame (uint8 RGB (H, W, 3);
+        `gray`: its grey version if the caller has it). Sets .timings (ms of 'detect' or 'track')."""
+        t0 = time.perf_counter()
+        gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if gray is None else gray
+        if self._gray is not None and self._gray.shape != gray.shape:
+            self.reset()
+        detect = self._gray is None or not len(self.boxes) or self._since + 1 >= self.every
+        if detect:
+            self._detected(self.detector(rgb), gray)
+            self._since = 0
+        else:
+            self._follow(gray)
+            self._since += 1
+        self._gray = gray
+        self.timings = {"detect" if detect else "track": 1000 * (time.perf_counter() - t0)}
+        return self.boxes.copy(), self.tracks.copy()
+
+    def _detected(self, boxes, gray):
+        """New detections keep the track number of the box each overlaps most, else get a new one."""
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 5)
+        tracks = np.full(len(boxes), -1, int)
+        if len(boxes) and len(self.boxes):
+            overlap = iou(boxes, self.boxes)
+            for _ in range(min(overlap.shape)):
+                i, j = np.unravel_index(np.argmax(overlap), overlap.shape)
+                if overlap[i, j] < _SAME_FACE:
+                    break
+                tracks[i] = self.tracks[j]
+                overlap[i, :], overlap[:, j] = -1, -1
+        for i in np.flatnonzero(tracks < 0):
+            tracks[i], self._next_track = self._next_track, self._next_track + 1
+        self.boxes, self.tracks = boxes, tracks
+        self._points = [self._corners(gray, b) for b in boxes]
+
+    @staticmethod
+    def _corners(gray, box):
+        """Corner points in the middle of a box (its edges may hold background that moves otherwise)."""
+        h, w = gray.shape
+        x0, y0 = max(0, int(box[0] + 0.15 * box[2])), max(0, int(box[1] + 0.15 * box[3]))
+        x1, y1 = min(w, int(box[0] + 0.85 * box[2])), min(h, int(box[1] + 0.85 * box[3]))
+        if x1 - x0 < 4 or y1 - y0 < 4:
+            return np.zeros((0, 1, 2), np.float32)
+        pts = cv2.goodFeaturesToTrack(gray[y0:y1, x0:x1], maxCorners=30, qualityLevel=0.01,
+                                      minDistance=max(3, int(box[2] / 12)))
+        if pts is None:
+            return np.zeros((0, 1, 2), np.float32)
+        return (pts + np.array([x0, y0], np.float32)).astype(np.float32)
+
+    def _follow(self, gray):
+        """Move each box by the median flow of its points from the last frame to this one; a box
+        whose points are lost stays where it was until the next detection."""
+        counts = [len(p) for p in self._points]
+        if sum(counts):
+            moved, status, _ = cv2.calcOpticalFlowPyrLK(self._gray, gray, np.concatenate(self._points), None, **_LK)
+        start = 0
+        for k, n in enumerate(counts):
+            if n:
+                old, new, ok = self._points[k], moved[start:start + n], status[start:start + n, 0] == 1
+                start += n
+                if ok.sum() >= 2:
+                    self.boxes[k, :2] += np.median(new[ok] - old[ok], axis=0)[0]
+                    self._points[k] = new[ok].reshape(-1, 1, 2)
+            if len(self._points[k]) < _MIN_POINTS:
+                self._points[k] = self._corners(gray, self.boxes[k])
