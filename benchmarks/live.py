@@ -15,9 +15,10 @@ faces (../shared/data/fer2013, enlarged, grey, no hair or context) as benchmarks
 does. Frames are JPEG-encoded beforehand (quality 85), as a browser or camera sends them; the
 timed loop decodes each (cv2.imdecode), runs LiveTracker.process and turns the faces into JSON.
 
-It prints frames/s end to end (wall, after 15 warm-up frames), the mean milliseconds of each stage
-per frame, and recall: the share of (frame, face) pairs with a box whose centre lies within a
-quarter side of the face's centre and whose width is 0.35-1.3 sides, as in face_detectors.py.
+It prints frames/s end to end (wall, after 15 warm-up frames; and per CPU-second of the process,
+which other load on a shared machine changes less), the mean milliseconds of each stage per
+frame, and recall: the share of (frame, face) pairs with a box whose centre lies within a quarter
+side of the face's centre and whose width is 0.35-1.3 sides, as in face_detectors.py, per source.
 """
 import json
 import os
@@ -42,7 +43,7 @@ PHOTOS = {"grace_hopper": (264.5, 220.0, 196.0), "astronaut": (223.5, 117.5, 95.
 
 
 def photo_sources():
-    """[(rgb patch, face side / patch side)]: each photo cut to a square of 1.6 face sides around its face."""
+    """[(rgb patch, face side / patch side, name)]: each photo cut to a square of 1.6 face sides around its face."""
     import matplotlib.cbook
     import skimage.data
     from PIL import Image
@@ -53,12 +54,12 @@ def photo_sources():
     for name, (cx, cy, side) in PHOTOS.items():
         half = 0.8 * side
         x0, y0, n = int(round(cx - half)), int(round(cy - half)), int(round(2 * half))
-        out.append((images[name][y0:y0 + n, x0:x0 + n], side / n))
+        out.append((images[name][y0:y0 + n, x0:x0 + n], side / n, name))
     return out, "real photographs (grace_hopper, astronaut, camera)"
 
 
 def fer_sources(n=200, seed=0):
-    """[(rgb patch, face side in the patch = 1: the whole crop)] from FER2013 public_test."""
+    """[(rgb patch, face side / patch side = 1: the whole crop, name)] from FER2013 public_test."""
     import data
 
     if not os.path.exists(REAL):
@@ -66,11 +67,11 @@ def fer_sources(n=200, seed=0):
     images = data.load_csv(REAL).images[:, :, :, 0]
     rng = np.random.default_rng(seed)
     picked = images[rng.choice(len(images), n, replace=False)]
-    return [(np.repeat(im[:, :, None], 3, 2), 1.0) for im in picked], "FER2013 public_test crops"
+    return [(np.repeat(im[:, :, None], 3, 2), 1.0, "FER2013") for im in picked], "FER2013 public_test crops"
 
 
 def build_stream(sources, frames, seed=0):
-    """JPEG bytes of each frame, and per frame the true face squares (x0, y0, side)."""
+    """JPEG bytes of each frame, and per frame the true face squares (x0, y0, side, source name)."""
     import cv2
     from sklearn.datasets import load_sample_images
 
@@ -87,7 +88,7 @@ def build_stream(sources, frames, seed=0):
         places = synthetic.random_squares(rng, (SIZE[1], SIZE[0]), count,
                                           (round(FACE_SIDES[0] / share), round(FACE_SIDES[1] / share)), gap=2 * SWAY + 8)
         chosen = [sources[i] for i in rng.choice(len(sources), len(places), replace=len(places) > len(sources))]
-        faces, shares = [f for f, _ in chosen], [r for _, r in chosen]
+        faces, shares, names = [f for f, _, _ in chosen], [r for _, r, _ in chosen], [n for _, _, n in chosen]
         patches = [side for _, _, side in places]
         phase = rng.uniform(0, 2 * np.pi, (len(places), 2))
         speed = rng.uniform(0.08, 0.15, (len(places), 2))  # radians a frame: up to 2-4 px a frame
@@ -102,7 +103,7 @@ def build_stream(sources, frames, seed=0):
                 x, y = int(np.clip(x0 + dx, 0, SIZE[0] - n)), int(np.clip(y0 + dy, 0, SIZE[1] - n))
                 frame[y:y + n, x:x + n] = patch
                 side = n * shares[k]
-                squares.append((x + (n - side) / 2, y + (n - side) / 2, float(side)))
+                squares.append((x + (n - side) / 2, y + (n - side) / 2, float(side), names[k]))
             frame += rng.normal(0, 3, frame.shape).astype(np.int16)  # a camera's noise, fresh each frame
             bgr = cv2.cvtColor(np.clip(frame, 0, 255).astype(np.uint8), cv2.COLOR_RGB2BGR)
             encoded.append(cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes())
@@ -111,15 +112,16 @@ def build_stream(sources, frames, seed=0):
 
 
 def matched(boxes, squares):
-    """How many squares have a box matching them (benchmarks/face_detectors.py's rule), and the
+    """Whether each square has a box matching it (benchmarks/face_detectors.py's rule), and the
     number of boxes matching none."""
-    used, hits = set(), 0
-    for sx, sy, s in squares:
+    used, hits = set(), []
+    for sx, sy, s, *_ in squares:
+        hits.append(False)
         for i, (x, y, w, h) in enumerate(boxes):
             if i not in used and abs(x + w / 2 - sx - s / 2) < s / 4 and abs(y + h / 2 - sy - s / 2) < s / 4 \
                     and 0.35 * s <= w <= 1.3 * s:
                 used.add(i)
-                hits += 1
+                hits[-1] = True
                 break
     return hits, len(boxes) - len(used)
 
@@ -139,6 +141,8 @@ def main(argv=None):
     p.add_argument("--faces", choices=("photo", "fer"), default="photo", help="what is pasted (see above)")
     p.add_argument("--detector", help="blazeface, mtcnn or haar (default: LiveTracker's)")
     p.add_argument("--every", type=positive_int, default=None, help="detect on one frame in N (default: LiveTracker's)")
+    p.add_argument("--second", help="a second detector run on one frame in --second-every too (e.g. mtcnn)")
+    p.add_argument("--second-every", type=positive_int, default=15)
     p.add_argument("--frames", type=positive_int, default=300)
     p.add_argument("--weights", help="run folder (default: the default run)")
     p.add_argument("--seed", type=int, default=0)
@@ -151,15 +155,18 @@ def main(argv=None):
 
     sources, source = photo_sources() if args.faces == "photo" else fer_sources(seed=args.seed)
     encoded, truth = build_stream(sources, args.frames + WARMUP, seed=args.seed)
-    tracker = LiveTracker(args.weights, detector=args.detector, every=args.every or DETECT_EVERY)
+    tracker = LiveTracker(args.weights, detector=args.detector, every=args.every or DETECT_EVERY,
+                          second=args.second, second_every=args.second_every)
     stages = {s: 0.0 for s in ("decode", "convert", "detect", "track", "classify", "answer")}
-    detections = hits = total = false = 0
+    detections = false = 0
+    found = {}  # source name -> [found, total]
     start = None
     for i, (jpeg, squares) in enumerate(zip(encoded, truth)):
         if i == WARMUP:
             stages = dict.fromkeys(stages, 0.0)
-            detections = hits = total = false = 0
-            start = time.perf_counter()
+            detections = false = 0
+            found = {}
+            start, cpu = time.perf_counter(), time.process_time()
         t0 = time.perf_counter()
         bgr = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
         t1 = time.perf_counter()
@@ -172,23 +179,30 @@ def main(argv=None):
         for k, ms in tracker.timings.items():
             stages[k] += ms / 1000
         detections += "detect" in tracker.timings
-        h, f = matched([face.box for face in faces], squares)
-        hits, total, false = hits + h, total + len(squares), false + f
+        hits, f = matched([face.box for face in faces], squares)
+        false += f
+        for hit, (*_, name) in zip(hits, squares):
+            found.setdefault(name, [0, 0])
+            found[name][0] += hit
+            found[name][1] += 1
         assert answer
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     if args.save_frame:
         from ferkit.faces import media
 
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        for sx, sy, side in squares:  # the true faces, thin white squares
+        for sx, sy, side, _ in squares:  # the true faces, thin white squares
             cv2.rectangle(rgb, (int(sx), int(sy)), (int(sx + side), int(sy + side)), (255, 255, 255), 1)
         media.write_image(args.save_frame, media.draw_faces(rgb, faces))
     n = args.frames
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"machine: {cpu_name()}, {os.cpu_count()} cores, load average {load:.1f}; {tracker.describe()}")
     print(f"{n} frames of {SIZE[0]}x{SIZE[1]} with 1-3 moving faces of 80-130 px from {source}")
-    print(f"{n / wall:.1f} frames/s end to end (wall, {1000 * wall / n:.1f} ms a frame); "
-          f"faces found {hits / total:.1%} ({hits}/{total}), {false} false boxes")
+    hits, total = (sum(v[i] for v in found.values()) for i in (0, 1))
+    by_source = ", ".join(f"{k} {v[0] / v[1]:.0%}" for k, v in sorted(found.items())) if len(found) > 1 else ""
+    print(f"{n / wall:.1f} frames/s end to end (wall, {1000 * wall / n:.1f} ms a frame; {n / cpu:.1f} frames "
+          f"per CPU-second of this process); "
+          f"faces found {hits / total:.1%} ({hits}/{total}{'; ' + by_source if by_source else ''}), {false} false boxes")
     per = ", ".join(f"{k} {1000 * v / n:.1f}" for k, v in stages.items())
     print(f"  ms per frame: {per}; detection ran on {detections} frames, "
           f"{1000 * stages['detect'] / max(1, detections):.1f} ms each")

@@ -73,6 +73,25 @@ def test_a_stream_without_faces_detects_on_every_frame():
     assert detector.calls == 4
 
 
+def test_faces_only_the_second_detector_finds_are_followed_until_its_next_run():
+    from ferkit.faces.track import BoxTracker
+
+    frames = moving_hopper(9, step=4)
+    (sx, sy, s), = frames[0][1]
+    fast = CountingDetector([])  # misses her
+    sure = CountingDetector([[sx + 10, sy, s - 20, s + 10, 0.99]])  # a taller box, as MTCNN's
+    sure.geometry = (1.5, 0.0, 0.0)
+    boxes = BoxTracker(fast, every=2, second=sure, second_every=6)
+    seen = [boxes.update(frame)[0] for frame, _ in frames]
+    assert sure.calls == 2 and fast.calls == 5  # frames 0 and 6; and 0, 2, 4, 6, 8
+    for i in range(9):
+        assert len(seen[i]) == 1
+    x, y, w, h, _ = seen[0][0]
+    assert abs(w - h) < 1e-6 and abs(w - (s - 20) * 1.5 / 1.25) < 1e-6  # in the fast detector's convention
+    assert abs(x + w / 2 - (sx + s / 2)) < 1e-6
+    assert abs(seen[5][0][0] - seen[0][0][0] - 20) < 2  # followed by flow, 4 px a frame
+
+
 @needs_blazeface
 def test_blazeface_finds_her_face():
     from ferkit.faces.detect import Detector

@@ -20,7 +20,7 @@ import numpy as np
 from ferkit.faces.detect import Detector, default_detector
 from ferkit.faces.media import to_rgb
 from ferkit.faces.reader import FaceReader
-from ferkit.faces.track import DETECT_EVERY, BoxTracker
+from ferkit.faces.track import DETECT_EVERY, SECOND_EVERY, BoxTracker
 
 
 class LiveTracker:
@@ -32,20 +32,27 @@ class LiveTracker:
         detector: a name in ferkit.faces.detect.DETECTORS, a Detector, or None
             (default_detector(live=True): BlazeFace under TensorFlow, else Haar).
         every: detect on one frame in this many while faces are followed; 1 detects on each frame.
-        tta: test-time augmentation (when `model` is not a FaceReader already)."""
+        tta: test-time augmentation (when `model` is not a FaceReader already).
+        second, second_every: a second detector (name or Detector) run on one frame in
+            `second_every` as well, whose extra faces are followed until its next run
+            (ferkit.faces.track.BoxTracker); None: only `detector`."""
 
-    def __init__(self, model=None, detector=None, every=DETECT_EVERY, tta=False):
+    def __init__(self, model=None, detector=None, every=DETECT_EVERY, tta=False, second=None,
+                 second_every=SECOND_EVERY):
         detector = detector if isinstance(detector, Detector) else Detector(detector or default_detector(live=True))
+        if second is not None and not isinstance(second, Detector):
+            second = Detector(second)
         self.reader = model if isinstance(model, FaceReader) else FaceReader(model, tta=tta, detector=detector)
-        self.boxes = BoxTracker(detector, every)
-        self.detector, self.every = detector, every
+        self.boxes = BoxTracker(detector, every, second, second_every)
+        self.detector, self.every, self.second, self.second_every = detector, every, second, second_every
         self.timings = {}
 
     def describe(self):
         from ferkit.infer import model_line
 
         return (model_line(self.reader.infos, self.reader.tta) + f"; faces found by {self.detector.name}"
-                + (f" on one frame in {self.every}, followed by optical flow between" if self.every > 1 else ""))
+                + (f" on one frame in {self.every}, followed by optical flow between" if self.every > 1 else "")
+                + (f", and by {self.second.name} on one frame in {self.second_every}" if self.second else ""))
 
     def reset(self):
         """Forget the faces followed so far (a new stream)."""

@@ -1,6 +1,6 @@
 """Face boxes across the frames of a stream: detect on some frames, follow the faces between.
 
-    boxes = BoxTracker(Detector("blazeface"), every=3)
+    boxes = BoxTracker(Detector("blazeface"), every=3)  # second=Detector("mtcnn"): see BoxTracker
     for rgb in frames:
         found, tracks = boxes.update(rgb)   # (N, 5) x, y, w, h, score; (N,) track numbers
 
@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 DETECT_EVERY = 3  # frames per detection while faces are followed, by default (docs/PERFORMANCE.md)
+SECOND_EVERY = 15  # frames per run of a second detector, by default
 _LK = dict(winSize=(21, 21), maxLevel=3, criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03))
 _MIN_POINTS = 4  # fewer flow points left in a box: look for new corners in it
 _SAME_FACE = 0.2  # intersection over union above which a new detection continues a track
@@ -34,13 +35,20 @@ def iou(a, b):
 
 
 class BoxTracker:
-    """Boxes of the faces in each frame of one stream (see the module doc). `detector`: a
-    ferkit.faces.detect.Detector; `every`: frames per detection while faces are followed."""
+    """Boxes of the faces in each frame of one stream (see the module doc).
 
-    def __init__(self, detector, every=1):
-        if every < 1:
-            raise ValueError("every must be at least 1")
-        self.detector, self.every = detector, every
+    Args:
+        detector: a ferkit.faces.detect.Detector, the fast one.
+        every: frames per detection while faces are followed.
+        second: optionally a slower, surer Detector run on one frame in `second_every` besides the
+            first: the faces only it finds are added (as boxes in the first detector's convention,
+            so that one crop geometry fits all) and followed until its next run, even where the
+            first detector misses them in between."""
+
+    def __init__(self, detector, every=1, second=None, second_every=SECOND_EVERY):
+        if every < 1 or second_every < 1:
+            raise ValueError("every and second_every must be at least 1")
+        self.detector, self.every, self.second, self.second_every = detector, every, second, second_every
         self.timings = {}
         self.reset()
 
@@ -48,8 +56,10 @@ class BoxTracker:
         """Forget the faces followed so far (a new stream)."""
         self.boxes = np.zeros((0, 5))  # x, y, w, h, score in the last frame
         self.tracks = np.zeros(0, int)
+        self._seen = np.zeros(0, int)  # per face: the frame number when a detector last found it
         self._points = []  # per face: float32 (K, 1, 2) corner points in the last frame
         self._gray = None
+        self._frame = -1
         self._since = 0  # frames since the last detection
         self._next_track = 0
 
@@ -60,33 +70,63 @@ class BoxTracker:
         gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if gray is None else gray
         if self._gray is not None and self._gray.shape != gray.shape:
             self.reset()
+        self._frame += 1
         detect = self._gray is None or not len(self.boxes) or self._since + 1 >= self.every
-        if detect:
-            self._detected(self.detector(rgb), gray)
+        both = self.second is not None and self._frame % self.second_every == 0
+        if detect or both:
+            found = self.detector(rgb)
+            if both:
+                found = self._merge(found, self.second(rgb))
+            self._detected(found, gray, both)
             self._since = 0
         else:
             self._follow(gray)
             self._since += 1
         self._gray = gray
-        self.timings = {"detect" if detect else "track": 1000 * (time.perf_counter() - t0)}
+        self.timings = {"detect" if detect or both else "track": 1000 * (time.perf_counter() - t0)}
         return self.boxes.copy(), self.tracks.copy()
 
-    def _detected(self, boxes, gray):
-        """New detections keep the track number of the box each overlaps most, else get a new one."""
+    def _merge(self, first, second):
+        """The first detector's boxes, plus the second's that overlap none of them, converted to the
+        first's convention: the same crop square (CROP_GEOMETRY) around the same centre."""
+        second = np.asarray(second, np.float64).reshape(-1, 5)
+        if len(first):
+            second = second[iou(second, first).max(axis=1) < _SAME_FACE] if len(second) else second
+        if not len(second):
+            return first
+        side = second[:, 2] * self.second.geometry[0] / self.detector.geometry[0]
+        cx, cy = second[:, 0] + second[:, 2] / 2, second[:, 1] + second[:, 3] / 2
+        converted = np.stack([cx - side / 2, cy - side / 2, side, side, second[:, 4]], axis=1)
+        return np.concatenate([np.asarray(first, np.float64).reshape(-1, 5), converted])
+
+    def _detected(self, boxes, gray, complete=True):
+        """New detections keep the track number of the box each overlaps most, else get a new one.
+        Unless the detections are `complete` (every detector ran), faces they miss that a detector
+        found within the last `second_every` frames stay, followed by flow."""
         boxes = np.asarray(boxes, np.float64).reshape(-1, 5)
         tracks = np.full(len(boxes), -1, int)
+        matched = np.zeros(len(self.boxes), bool)
         if len(boxes) and len(self.boxes):
             overlap = iou(boxes, self.boxes)
             for _ in range(min(overlap.shape)):
                 i, j = np.unravel_index(np.argmax(overlap), overlap.shape)
                 if overlap[i, j] < _SAME_FACE:
                     break
-                tracks[i] = self.tracks[j]
+                tracks[i], matched[j] = self.tracks[j], True
                 overlap[i, :], overlap[:, j] = -1, -1
         for i in np.flatnonzero(tracks < 0):
             tracks[i], self._next_track = self._next_track, self._next_track + 1
-        self.boxes, self.tracks = boxes, tracks
-        self._points = [self._corners(gray, b) for b in boxes]
+        points = [self._corners(gray, b) for b in boxes]
+        seen = np.full(len(boxes), self._frame)
+        if not complete and self.second is not None:
+            keep = ~matched & (self._frame - self._seen < self.second_every)
+            if keep.any():
+                self._follow(gray)  # the kept faces move with this frame too
+                boxes = np.concatenate([boxes, self.boxes[keep]])
+                tracks = np.concatenate([tracks, self.tracks[keep]])
+                seen = np.concatenate([seen, self._seen[keep]])
+                points += [p for p, k in zip(self._points, keep) if k]
+        self.boxes, self.tracks, self._seen, self._points = boxes, tracks, seen, points
 
     @staticmethod
     def _corners(gray, box):
