@@ -53,8 +53,8 @@ def build_parser():
     p.add_argument("--annotate", metavar="DIR", help="pictures and videos: write copies with each face's box, "
                    "emotion and confidence drawn into DIR")
     p.add_argument("--detector", choices=DETECTOR_NAMES, help="face detector for pictures and videos "
-                   "(default: mtcnn for pictures, blazeface for videos and cameras; haar under a Keras backend "
-                   "other than TensorFlow; docs/PERFORMANCE.md)")
+                   "(default: mtcnn for pictures; for videos and cameras blazeface, with mtcnn on one frame in 15 "
+                   "for the faces it misses; haar under a Keras backend other than TensorFlow; docs/PERFORMANCE.md)")
     p.add_argument("--detect-every", type=positive_int, metavar="N", help="videos and cameras sampled at every "
                    "frame: detect faces on one frame in N and follow them by optical flow between (default 3; "
                    "1: detect on every frame)")
@@ -119,13 +119,14 @@ def predict(args):
     if job is not None:
         from ferkit.faces.reader import predict_files
 
-        from ferkit.faces.detect import default_detector
+        from ferkit.faces.detect import default_detector, default_second
         from ferkit.faces.track import DETECT_EVERY
 
         detector = args.detector or default_detector(live=job.kind.frames)  # docs/PERFORMANCE.md
+        second = None if args.detector else default_second(detector)
         return predict_files(job, args.out_csv, weights=args.weights, tta=args.tta, probs=args.probs,
                              every=args.every or 1, detector=detector, batch_size=args.batch_size,
-                             detect_every=args.detect_every or DETECT_EVERY)
+                             detect_every=args.detect_every or DETECT_EVERY, second=second)
     loaded = load_runs(args.weights)
     nets = [m for m, _ in loaded]
     print(model_line([info for _, info in loaded], args.tta), flush=True)

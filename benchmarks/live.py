@@ -2,9 +2,10 @@
 """Frames per second of the live path (ferkit.faces.live.LiveTracker) on a 640x480 stream with
 1-3 moving faces: decode, detect or track, crop and classify, answer; and the faces it finds.
 
-    python benchmarks/live.py                                    # real photographs, BlazeFace, detect 1 frame in 3
-    python benchmarks/live.py --faces fer --detector mtcnn --every 1
-    python benchmarks/live.py --faces fer --every 1 --detector blazeface
+    python benchmarks/live.py                          # real photographs; LiveTracker's defaults
+    python benchmarks/live.py --faces fer              # FER2013 crops pasted
+    python benchmarks/live.py --detector mtcnn --every 1 --max-side 640    # as predict.py did before the live path
+    python benchmarks/live.py --detector blazeface --every 3 --second none # BlazeFace alone
 
 The stream: 300 frames (`--frames`) of 640x480, a thirds with 1, 2 and 3 faces, on a still
 background cut from scikit-learn's sample photos, with fresh sensor-like noise in every frame.
@@ -141,7 +142,10 @@ def main(argv=None):
     p.add_argument("--faces", choices=("photo", "fer"), default="photo", help="what is pasted (see above)")
     p.add_argument("--detector", help="blazeface, mtcnn or haar (default: LiveTracker's)")
     p.add_argument("--every", type=positive_int, default=None, help="detect on one frame in N (default: LiveTracker's)")
-    p.add_argument("--second", help="a second detector run on one frame in --second-every too (e.g. mtcnn)")
+    p.add_argument("--second", default="auto", help="a second detector run on one frame in --second-every too "
+                   "(default: LiveTracker's, mtcnn beside blazeface; 'none')")
+    p.add_argument("--max-side", type=positive_int, help="detect on a copy of at most this long side "
+                   "(default: LiveTracker's, 320)")
     p.add_argument("--second-every", type=positive_int, default=15)
     p.add_argument("--frames", type=positive_int, default=300)
     p.add_argument("--weights", help="run folder (default: the default run)")
@@ -155,8 +159,13 @@ def main(argv=None):
 
     sources, source = photo_sources() if args.faces == "photo" else fer_sources(seed=args.seed)
     encoded, truth = build_stream(sources, args.frames + WARMUP, seed=args.seed)
-    tracker = LiveTracker(args.weights, detector=args.detector, every=args.every or DETECT_EVERY,
-                          second=args.second, second_every=args.second_every)
+    detector = args.detector
+    if args.max_side:
+        from ferkit.faces.detect import Detector, default_detector
+
+        detector = Detector(detector or default_detector(live=True), max_side=args.max_side)
+    tracker = LiveTracker(args.weights, detector=detector, every=args.every or DETECT_EVERY,
+                          second=None if args.second == "none" else args.second, second_every=args.second_every)
     stages = {s: 0.0 for s in ("decode", "convert", "detect", "track", "classify", "answer")}
     detections = false = 0
     found = {}  # source name -> [found, total]

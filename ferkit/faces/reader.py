@@ -36,7 +36,7 @@ from ferkit.files import open_output
 from ferkit.faces import media
 from ferkit.faces.detect import DETECTORS, Detector, default_detector  # noqa: F401  (Detector, default_detector: re-exported)
 from ferkit.faces.media import to_rgb
-from ferkit.faces.track import DETECT_EVERY, BoxTracker
+from ferkit.faces.track import DETECT_EVERY, SECOND_EVERY, BoxTracker
 from ferkit.backend import import_keras
 
 keras = import_keras()  # TensorFlow's start-up notices stay off stderr
@@ -158,18 +158,22 @@ GROUP = 16  # pictures or sampled frames whose faces are classified together
 
 
 def predict_files(job, out_csv, weights=None, tta=False, probs=False, every=1, detector=None, batch_size=256,
-                  detect_every=DETECT_EVERY):
+                  detect_every=DETECT_EVERY, second=None, second_every=SECOND_EVERY):
     """predict.py for a picture, folder or video (a media.Job from media.plan): one CSV row per face,
     `file,frame,x,y,w,h,label,emotion` (+ the 7 probabilities with `probs`), annotated copies where
     the job names them (a camera's job: media.camera_job; its rows are also printed as they come,
-    and Ctrl-C ends it). `detect_every`: videos, see _video. Notes (no face, unreadable pictures
+    and Ctrl-C ends it). `detect_every`, `second` (a detector name), `second_every`: videos and
+    cameras, see _video and ferkit.faces.track.BoxTracker. Notes (no face, unreadable pictures
     in a folder) go to stderr. Returns the
     exit status: 0, or media.PARTIAL_EXIT when some pictures of a folder were skipped."""
     t0 = time.time()
     reader = FaceReader(weights, tta=tta, detector=detector, batch_size=batch_size)
     line = reader.describe()
+    second = Detector(second) if second is not None and job.kind.frames else None
     if job.kind.frames and every == 1 and detect_every > 1:
         line += f" on one frame in {detect_every}, followed by optical flow between"
+    if second is not None:
+        line += f", and by {second.name} on one {'frame' if every == 1 else 'sampled frame'} in {second_every}"
     print(line, flush=True)
     header = ["file", "frame", "x", "y", "w", "h", "label", "emotion"] + list(data.CLASS_NAMES) * probs
     counts = {"faces": 0, "pictures": 0, "skipped": 0}
@@ -188,7 +192,8 @@ def predict_files(job, out_csv, weights=None, tta=False, probs=False, every=1, d
                                                       for face in faces) or "no face"), flush=True)
 
         if job.kind.frames:
-            _video(reader, job, every, write, counts, detect_every)
+            tracker = BoxTracker(reader.detector, detect_every if every == 1 else 1, second, second_every)
+            _video(reader, job, every, write, counts, tracker)
         else:
             _pictures(reader, job, write, counts)
             if not counts["pictures"]:  # nothing to show for it: an error, and no output file
@@ -223,15 +228,14 @@ def _pictures(reader, job, write, counts):
                 media.write_image(job.annotated[name], media.draw_faces(rgb, faces))
 
 
-def _video(reader, job, every, write, counts, detect_every):
-    """Rows for the sampled frames of a video or camera. Boxes come from a BoxTracker (detection
-    on one sampled frame in `detect_every`, optical flow between; only when every frame is sampled,
-    since flow needs close frames); their faces are classified GROUP frames at a time, or frame by
+def _video(reader, job, every, write, counts, boxes):
+    """Rows for the sampled frames of a video or camera. Boxes come from the BoxTracker `boxes`
+    (which detects on each sampled frame unless every frame is sampled: optical flow needs close
+    frames); their faces are classified GROUP frames at a time, or frame by
     frame when annotating or reading a camera. Ctrl-C ends a camera's stream with its rows so far."""
     path = job.files[0]
     annotated = job.annotated.get(path)
     camera = job.kind is media.CAMERA
-    boxes = BoxTracker(reader.detector, detect_every if every == 1 else 1)
     empty = 0
     with (media.open_camera if camera else media.open_video)(path) as video, contextlib.ExitStack() as stack:
         writer = stack.enter_context(media.video_writer(annotated, video.fps, video.size)) if annotated else None
