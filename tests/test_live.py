@@ -170,6 +170,19 @@ def test_camera_writes_a_row_per_face_per_frame_until_ctrl_c(tmp_path, capsys, m
     assert FakeCapture.instances[-1].released
 
 
+@needs_blazeface
+def test_camera_with_annotate_records_what_it_saw(tmp_path, capsys, monkeypatch):
+    frames = [cv2.cvtColor(f, cv2.COLOR_RGB2BGR) for f, _ in moving_hopper(4)]
+    monkeypatch.setattr(media.cv2, "VideoCapture", lambda index: FakeCapture(index, frames))
+    rc = predict.main(["--camera", "0", str(tmp_path / "live.csv"), "--annotate", str(tmp_path / "ann"),
+                       "--weights", BUNDLED])
+    assert rc == 0, capsys.readouterr().err
+    monkeypatch.undo()
+    copy = cv2.VideoCapture(str(tmp_path / "ann" / "camera-0.mp4"))
+    assert int(copy.get(cv2.CAP_PROP_FRAME_COUNT)) == 4
+    assert (copy.get(cv2.CAP_PROP_FRAME_WIDTH), copy.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (480, 360)
+
+
 def test_camera_that_cannot_be_opened_is_one_line_and_no_output(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(media.cv2, "VideoCapture", lambda index: FakeCapture(index, []))
     out = tmp_path / "live.csv"

@@ -6,10 +6,12 @@
     faces = reader.read(cv2.imread(p), order="bgr")
     per_picture = reader.read_many([rgb1, rgb2])  # one model.predict for all faces of all pictures
 
-Detection: MTCNN (the `mtcnn` package, weights inside its wheel) by default; OpenCV's Haar cascade
-(`detector="haar"`) is the fallback, and the default under a Keras backend other than TensorFlow,
-since the mtcnn package is TensorFlow code. Why MTCNN: README, "Photos, folders and videos"
-(benchmarks/face_detectors.py measures recall, false boxes and speed).
+Detection (ferkit/faces/detect.py, the DETECTORS table): MTCNN (the `mtcnn` package, weights
+inside its wheel) by default for pictures; BlazeFace (ferkit.faces.detect) and OpenCV's Haar
+cascade (`detector="haar"`, the default under a Keras backend other than TensorFlow, since the
+others are TensorFlow code) on request. Videos and cameras go through ferkit.faces.track: BlazeFace
+on some frames, MTCNN now and then, optical flow between. Why: README, "Photos, folders and
+videos", and docs/PERFORMANCE.md (benchmarks/face_detectors.py, benchmarks/live.py).
 
 Cropping: FER2013's faces are square crops around a face detection. Pasting FER2013 faces into
 pictures and detecting them again tells where that square lies around each detector's box
