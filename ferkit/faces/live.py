@@ -30,7 +30,9 @@ LIVE_MAX_SIDE = 320
 
 
 class LiveTracker:
-    """Frames in, faces with expressions out, with state across frames (see the module doc).
+    """Frames in, faces with expressions out, with state across frames (see the module doc): one
+    per stream (camera, client), used from one thread at a time. Several trackers may share one
+    FaceReader (`model`), so that the model loads once.
 
     Args:
         model: a FaceReader, or what FaceReader takes as weights (a run folder, a list of them for
