@@ -6,6 +6,7 @@
     python benchmarks/live.py --faces fer              # FER2013 crops pasted
     python benchmarks/live.py --detector mtcnn --every 1 --max-side 640    # as predict.py did before the live path
     python benchmarks/live.py --detector blazeface --every 3 --second none # BlazeFace alone
+    python benchmarks/live.py --model-call             # model.predict against predict_on_batch, 3 faces
 
 The stream: 300 frames (`--frames`) of 640x480, a thirds with 1, 2 and 3 faces, on a still
 background cut from scikit-learn's sample photos, with fresh sensor-like noise in every frame.
@@ -127,6 +128,23 @@ def matched(boxes, squares):
     return hits, len(boxes) - len(used)
 
 
+def model_call(weights, faces=3, repeats=30):
+    """Milliseconds of model.predict and model.predict_on_batch on `faces` faces (wall, median)."""
+    from ferkit.infer import load_runs
+
+    model = load_runs([weights] if weights else None)[0][0]
+    x = np.random.default_rng(0).integers(0, 256, (faces, 48, 48, 1), dtype=np.uint8)
+    for name, call in (("model.predict", lambda: model.predict(x, verbose=0)),
+                       ("model.predict_on_batch", lambda: model.predict_on_batch(x))):
+        call(), call()
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - t)
+        print(f"{name}: {1000 * np.median(times):.1f} ms for {faces} faces (median of {repeats})")
+
+
 def cpu_name():
     try:
         with open("/proc/cpuinfo") as f:
@@ -151,8 +169,12 @@ def main(argv=None):
     p.add_argument("--weights", help="run folder (default: the default run)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--save-frame", metavar="PNG", help="also write the last frame with the boxes found, to look at")
+    p.add_argument("--model-call", action="store_true", help="only time one model call on 3 faces: Keras' "
+                   "model.predict against model.predict_on_batch (which predict_proba uses for one batch)")
     args = p.parse_args(argv)
     configure_tensorflow()
+    if args.model_call:
+        return model_call(args.weights)
     import cv2
 
     from ferkit.faces.live import DETECT_EVERY, LiveTracker
