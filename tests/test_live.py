@@ -92,6 +92,18 @@ def test_faces_only_the_second_detector_finds_are_followed_until_its_next_run():
     assert abs(seen[5][0][0] - seen[0][0][0] - 20) < 2  # followed by flow, 4 px a frame
 
 
+def test_a_face_only_the_second_detector_found_goes_when_it_leaves():
+    from ferkit.faces.track import BoxTracker
+
+    (frame, ((sx, sy, s),)), = moving_hopper(1)
+    sure = CountingDetector([[sx, sy, s, s, 0.99]])
+    boxes = BoxTracker(CountingDetector([]), every=3, second=sure, second_every=30)
+    assert len(boxes.update(frame)[0]) == 1
+    empty = background((480, 360))
+    counts = [len(boxes.update(empty)[0]) for _ in range(4)]  # she is gone: the scene without her
+    assert counts[-1] == 0 and sure.calls == 1
+
+
 @needs_blazeface
 def test_blazeface_finds_her_face():
     from ferkit.faces.detect import Detector

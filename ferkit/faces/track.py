@@ -19,7 +19,9 @@ DETECT_EVERY = 3  # frames per detection while faces are followed, by default (d
 SECOND_EVERY = 15  # frames per run of a second detector, by default
 _LK = dict(winSize=(21, 21), maxLevel=3, criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03))
 _MIN_POINTS = 4  # fewer flow points left in a box: look for new corners in it
+_FB_ERROR = 1.0  # px: a point whose flow traced back misses its start by more is not followed
 _SAME_FACE = 0.2  # intersection over union above which a new detection continues a track
+_SAME_LOOK = 0.5  # a kept face whose box correlates less with how it looked when found is gone
 
 
 def iou(a, b):
@@ -58,8 +60,10 @@ class BoxTracker:
         self.tracks = np.zeros(0, int)
         self._seen = np.zeros(0, int)  # per face: the frame number when a detector last found it
         self._points = []  # per face: float32 (K, 1, 2) corner points in the last frame
+        self._looks = []  # per face: _looks() when a detector last found it
         self._gray = None
         self._frame = -1
+        self._detected_at = -1  # the frame number of the last detection
         self._since = 0  # frames since the last detection
         self._next_track = 0
 
@@ -80,7 +84,13 @@ class BoxTracker:
             self._detected(found, gray, both)
             self._since = 0
         else:
-            self._follow(gray)
+            lost = self._follow(gray)
+            # faces no detector saw at the last detection (the second's, kept) go when flow loses
+            # them or their box stops looking like them
+            kept = self._seen < self._detected_at
+            for k in np.flatnonzero(kept & ~lost):
+                lost[k] = _looks(gray, self.boxes[k]) @ self._looks[k] <= _SAME_LOOK
+            self._drop(lost & kept)
             self._since += 1
         self._gray = gray
         self.timings = {"detect" if detect or both else "track": 1000 * (time.perf_counter() - t0)}
@@ -117,16 +127,22 @@ class BoxTracker:
         for i in np.flatnonzero(tracks < 0):
             tracks[i], self._next_track = self._next_track, self._next_track + 1
         points = [self._corners(gray, b) for b in boxes]
+        looks = [_looks(gray, b) for b in boxes]
         seen = np.full(len(boxes), self._frame)
         if not complete and self.second is not None:
             keep = ~matched & (self._frame - self._seen < self.second_every)
             if keep.any():
-                self._follow(gray)  # the kept faces move with this frame too
+                keep &= ~self._follow(gray)  # the kept faces move with this frame too, unless flow lost them
+                # and still look like the face the detector saw (not background the flow slid onto)
+                keep &= np.array([_looks(gray, b) @ t > _SAME_LOOK for b, t in zip(self.boxes, self._looks)])
+            if keep.any():
                 boxes = np.concatenate([boxes, self.boxes[keep]])
                 tracks = np.concatenate([tracks, self.tracks[keep]])
                 seen = np.concatenate([seen, self._seen[keep]])
                 points += [p for p, k in zip(self._points, keep) if k]
-        self.boxes, self.tracks, self._seen, self._points = boxes, tracks, seen, points
+                looks += [t for t, k in zip(self._looks, keep) if k]
+        self.boxes, self.tracks, self._seen, self._points, self._looks = boxes, tracks, seen, points, looks
+        self._detected_at = self._frame
 
     @staticmethod
     def _corners(gray, box):
@@ -143,18 +159,44 @@ class BoxTracker:
         return (pts + np.array([x0, y0], np.float32)).astype(np.float32)
 
     def _follow(self, gray):
-        """Move each box by the median flow of its points from the last frame to this one; a box
-        whose points are lost stays where it was until the next detection."""
+        """Move each box by the median flow of its points from the last frame to this one. Points
+        whose flow, traced back, does not return to where they were (within _FB_ERROR px) are
+        dropped: on a face that left, or a cut to another scene, most fail. Returns, per box,
+        whether it lost most of its points (it then stays where it was)."""
         counts = [len(p) for p in self._points]
+        lost = np.zeros(len(counts), bool)
         if sum(counts):
-            moved, status, _ = cv2.calcOpticalFlowPyrLK(self._gray, gray, np.concatenate(self._points), None, **_LK)
+            old_all = np.concatenate(self._points)
+            moved, status, _ = cv2.calcOpticalFlowPyrLK(self._gray, gray, old_all, None, **_LK)
+            back, status2, _ = cv2.calcOpticalFlowPyrLK(gray, self._gray, moved, None, **_LK)
+            good = (status[:, 0] == 1) & (status2[:, 0] == 1) & \
+                (np.abs(back - old_all).reshape(-1, 2).max(axis=1) < _FB_ERROR)
         start = 0
         for k, n in enumerate(counts):
             if n:
-                old, new, ok = self._points[k], moved[start:start + n], status[start:start + n, 0] == 1
+                old, new, ok = self._points[k], moved[start:start + n], good[start:start + n]
                 start += n
+                lost[k] = ok.sum() < max(2, n / 2)
                 if ok.sum() >= 2:
                     self.boxes[k, :2] += np.median(new[ok] - old[ok], axis=0)[0]
                     self._points[k] = new[ok].reshape(-1, 1, 2)
             if len(self._points[k]) < _MIN_POINTS:
                 self._points[k] = self._corners(gray, self.boxes[k])
+        return lost
+
+    def _drop(self, gone):
+        keep = ~gone
+        self.boxes, self.tracks, self._seen = self.boxes[keep], self.tracks[keep], self._seen[keep]
+        self._points = [p for p, k in zip(self._points, keep) if k]
+        self._looks = [t for t, k in zip(self._looks, keep) if k]
+
+
+def _looks(gray, box, size=16):
+    """A box's grey content shrunk to size x size, zero mean and unit norm: dot products of two are
+    their normalized cross-correlation."""
+    h, w = gray.shape
+    x0, y0 = int(np.clip(box[0], 0, w - 1)), int(np.clip(box[1], 0, h - 1))
+    x1, y1 = int(np.clip(box[0] + box[2], x0 + 1, w)), int(np.clip(box[1] + box[3], y0 + 1, h))
+    v = cv2.resize(gray[y0:y1, x0:x1], (size, size), interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
+    v -= v.mean()
+    return v / max(float(np.linalg.norm(v)), 1e-6)
