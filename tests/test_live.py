@@ -214,3 +214,19 @@ def test_camera_arguments_are_checked(argv, problem, capsys):
     rc = predict.main(argv)
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and problem in err
+
+
+@needs_blazeface
+def test_readme_live_example_runs_as_written(tmp_path, monkeypatch, capsys):
+    import os
+    import re
+
+    from tests.conftest import ROOT
+
+    text = open(os.path.join(ROOT, "README.md")).read()
+    code = next(c for c in re.findall(r"```python\n(.*?)```", text, re.S) if "LiveTracker" in c)
+    monkeypatch.chdir(tmp_path)  # no runs/ here: the bundled model, as in a fresh clone
+    exec(compile(code, "README.md", "exec"), {"frame": moving_hopper(1)[0][0]})
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert len(printed) == 1 and re.match(r"0 \(\d+, \d+, \d+, \d+\) (Angry|Disgust|Fear|Happy|Sad|Surprise|Neutral) \[",
+                                          printed[0])
