@@ -7,6 +7,7 @@
     python benchmarks/live.py --detector mtcnn --every 1 --max-side 640    # as predict.py did before the live path
     python benchmarks/live.py --detector blazeface --every 3 --second none # BlazeFace alone
     python benchmarks/live.py --model-call             # model.predict against predict_on_batch, 3 faces
+    python benchmarks/live.py --write-video /tmp/live.avi && time python predict.py /tmp/live.avi /tmp/live.csv
 
 The stream: 300 frames (`--frames`) of 640x480, a thirds with 1, 2 and 3 faces, on a still
 background cut from scikit-learn's sample photos, with fresh sensor-like noise in every frame.
@@ -169,6 +170,8 @@ def main(argv=None):
     p.add_argument("--weights", help="run folder (default: the default run)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--save-frame", metavar="PNG", help="also write the last frame with the boxes found, to look at")
+    p.add_argument("--write-video", metavar="AVI", help="only write the stream (with the warm-up frames) as an MJPG "
+                   "video, e.g. for timing predict.py on it")
     p.add_argument("--model-call", action="store_true", help="only time one model call on 3 faces: Keras' "
                    "model.predict against model.predict_on_batch (which predict_proba uses for one batch)")
     args = p.parse_args(argv)
@@ -181,6 +184,13 @@ def main(argv=None):
 
     sources, source = photo_sources() if args.faces == "photo" else fer_sources(seed=args.seed)
     encoded, truth = build_stream(sources, args.frames + WARMUP, seed=args.seed)
+    if args.write_video:
+        writer = cv2.VideoWriter(args.write_video, cv2.VideoWriter_fourcc(*"MJPG"), 30, SIZE)
+        for jpeg in encoded:
+            writer.write(cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR))
+        writer.release()
+        print(f"wrote {len(encoded)} frames of {source} to {args.write_video}")
+        return 0
     detector = args.detector
     if args.max_side:
         from ferkit.faces.detect import Detector, default_detector

@@ -21,12 +21,7 @@ import numpy as np
 from ferkit.faces.detect import Detector, default_detector, default_second
 from ferkit.faces.media import to_rgb
 from ferkit.faces.reader import FaceReader
-from ferkit.faces.track import DETECT_EVERY, SECOND_EVERY, BoxTracker
-
-# Detectors named here look at a copy of at most 320 px on the long side (faces from about 40 px in
-# a 640x480 frame): MTCNN then finds every face of benchmarks/live.py's streams with fewer false
-# boxes, at half its CPU time (docs/PERFORMANCE.md). BlazeFace looks at 192x192 anyway.
-LIVE_MAX_SIDE = 320
+from ferkit.faces.track import DETECT_EVERY, LIVE_MAX_SIDE, SECOND_EVERY, BoxTracker
 
 
 class LiveTracker:

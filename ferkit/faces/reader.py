@@ -38,7 +38,7 @@ from ferkit.files import open_output
 from ferkit.faces import media
 from ferkit.faces.detect import DETECTORS, Detector, default_detector  # noqa: F401  (Detector, default_detector: re-exported)
 from ferkit.faces.media import to_rgb
-from ferkit.faces.track import DETECT_EVERY, SECOND_EVERY, BoxTracker
+from ferkit.faces.track import DETECT_EVERY, LIVE_MAX_SIDE, SECOND_EVERY, BoxTracker
 from ferkit.backend import import_keras
 
 keras = import_keras()  # TensorFlow's start-up notices stay off stderr
@@ -171,7 +171,7 @@ def predict_files(job, out_csv, weights=None, tta=False, probs=False, every=1, d
     t0 = time.time()
     reader = FaceReader(weights, tta=tta, detector=detector, batch_size=batch_size)
     line = reader.describe()
-    second = Detector(second) if second is not None and job.kind.frames else None
+    second = Detector(second, max_side=LIVE_MAX_SIDE) if second is not None and job.kind.frames else None
     if job.kind.frames and every == 1 and detect_every > 1:
         line += f" on one frame in {detect_every}, followed by optical flow between"
     if second is not None:

@@ -17,6 +17,10 @@ import numpy as np
 
 DETECT_EVERY = 3  # frames per detection while faces are followed, by default (docs/PERFORMANCE.md)
 SECOND_EVERY = 15  # frames per run of a second detector, by default
+# Detectors on streams look at a copy of at most 320 px on the long side (faces from about 40 px in
+# a 640x480 frame): MTCNN then finds every face of benchmarks/live.py's streams with no false boxes
+# instead of 31-90, at half its CPU time (docs/PERFORMANCE.md). BlazeFace looks at 192x192 anyway.
+LIVE_MAX_SIDE = 320
 _LK = dict(winSize=(21, 21), maxLevel=3, criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03))
 _MIN_POINTS = 4  # fewer flow points left in a box: look for new corners in it
 _FB_ERROR = 1.0  # px: a point whose flow traced back misses its start by more is not followed
