@@ -6,7 +6,9 @@
 
 The first figure shows, for each filter of --layer, the input found by gradient ascent from faint
 noise (with jitter and an L2 or total-variation penalty), titled with the filter index and the
-mean activation it reaches. With --data, a second figure (--maps-out, default <out>-maps.<ext>)
+mean activation it reaches. Dead filters, which the ascent could not take past a tenth of the
+layer's strongest activation, are left out and counted in the title (--show-dead keeps them).
+With --data, a second figure (--maps-out, default <out>-maps.<ext>)
 shows the feature maps of --maps-layer (default: the last layer still 24x24 or finer, where the
 face is still recognizable) for row --image of that file, all on one colour scale.
 """
@@ -26,6 +28,8 @@ def build_parser():
     p.add_argument("--penalty", choices=["l2", "tv"], default="l2",
                    help="regularizer of the ascent: decay towards grey (l2) or total variation (tv)")
     p.add_argument("--seed", type=int, default=0, help="seed of the starting noise and jitter")
+    p.add_argument("--show-dead", action="store_true",
+                   help="draw dead filters too (marked), instead of leaving them out")
     add_data(p, "CSV to take the face for the feature maps from")
     add_usage(p)
     p.add_argument("--image", type=int, default=0, metavar="CSV_ROW", help="0-based row of --data")
@@ -57,7 +61,9 @@ def check_args(args):
     outputs = [args.out] + ([maps_out] if args.data else [])
     for path in outputs:
         figures.check_format(path)
-    preflight.check(outputs, [args.data], [args.weights], usage=args.usage)
+    derived = outputs[1:] if not args.maps_out else []  # the maps beside --out: never over a user's file
+    preflight.check(outputs[:1] if derived else outputs, [args.data], [args.weights], usage=args.usage,
+                    derived=derived)
     if args.data is None:
         return outputs, None
     ds = data.load_csv(args.data, usage=args.usage)
@@ -70,20 +76,35 @@ def run(args):
     outputs, face = check_args(args)
     # Keras (and TensorFlow) load here, after the checks: configure_tensorflow ran first.
     from ferkit import explain
+    from ferkit.infer import model_line
     from ferkit.report import figures
     from ferkit.report.evaluate import load_models
 
     model, info = load_models([args.weights], outputs=outputs)[0]
+    print(model_line([info]), flush=True)
     layer = explain.get_map_layer(model, args.layer or explain.default_filter_layer(model)).name
     maps_layer = explain.get_map_layer(model, args.maps_layer or explain.default_maps_layer(model)).name
     pats = explain.filter_patterns(model, layer, filters=args.filters, steps=args.steps, penalty=args.penalty,
                                    seed=args.seed)
-    figures.save(figures.patterns_figure(pats, f"{info['model']} layer {layer}: inputs that excite each filter"),
-                 outputs[0])
+    dead = explain.dead_filters(pats)
+    shown = pats if args.show_dead else pats.subset(~dead)
+    names = ", ".join(str(int(f)) for f in pats.filters[dead])
+    dead_text = (f"{int(dead.sum())} of {len(dead)} filters dead (activation under "
+                 f"{explain.DEAD_FRACTION:.0%} of the strongest: {names})" if dead.any() else "no dead filters")
+    title = (f"{info['model']} layer {layer}: inputs that excite each filter; {dead_text}"
+             + ("" if args.show_dead or not dead.any() else ", left out"))
+    if len(shown.filters):
+        fig = figures.patterns_figure(shown, title)
+        if args.show_dead:
+            from ferkit.report.faithfulness import mark_dead
+            mark_dead(fig, dead)
+    else:
+        fig = figures.text_pages(["every filter shown is dead: gradient ascent could not activate any"], title)[0]
+    figures.save(fig, outputs[0])
     gain = ", ".join(f"{int(f)}: {a0:.2f}->{a:.2f}" for f, a0, a in
                      zip(pats.filters[:8], pats.start_activation[:8], pats.activation[:8]))
-    print(f"wrote {outputs[0]}: {len(pats.filters)} filters of {layer} (activation from noise -> reached: {gain}"
-          f"{', ...' if len(pats.filters) > 8 else ''})")
+    print(f"wrote {outputs[0]}: {len(shown.filters)} of {len(pats.filters)} filters of {layer}; {dead_text} "
+          f"(activation from noise -> reached: {gain}{', ...' if len(pats.filters) > 8 else ''})")
     if face is not None:
         maps = explain.feature_maps(model, maps_layer, face)
         figures.save(figures.feature_maps_figure(face, maps, maps_layer, args.maps), outputs[1])

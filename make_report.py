@@ -5,13 +5,16 @@ and learning curves, and one model's confusion matrix, saliency maps and filters
     python make_report.py --data public_test.csv.gz                   # -> report-out/report.pdf
     python make_report.py --experiments docs/experiments --runs runs --weights runs/cnn1 --data public_test.csv.gz
 
-Pages: 1 at a glance (ours beside the report's, the model shown and its confusion matrix);
-2 the experiments table and one plot of every run's accuracy per epoch; then the model shown
-(curves, per-class table, saliency, filters, feature maps); how the report was made (hardware,
-commands, runs); an appendix with the model's layers. The table's runs come from --experiments
-(run.json and history.csv are enough: no weights needed) and --runs; the model shown is
---weights (default: the best finished run under runs/, else the bundled model). Every number
-is read from run files or computed from --data; the report's own figures are labelled as such.
+Every page is A4 portrait. Pages: 1 at a glance (ours beside the report's, the model shown and
+its confusion matrix); 2 the experiments table and one plot of every run's accuracy per epoch;
+then the model shown (curves, per-class table, saliency, filters, feature maps); how the report
+was made (hardware, commands, runs); an appendix with the model's layers. The table's runs come
+from --experiments (run.json and history.csv are enough: no weights needed) and --runs; the
+model shown is --weights (default: of the finished runs under runs/ and the models bundled in
+models/pretrained/, the one with the highest recorded validation accuracy). Every number is read
+from run files or computed from --data; the report's own figures are labelled as such. Paths in
+the report are relative to the repository. A report without --data (or without a model) is
+shorter; it does not replace a fuller one at --out unless --force is given.
 The repository's report.pdf is rebuilt by scripts/cpu_results.sh, not by this default.
 """
 import datetime
@@ -26,6 +29,10 @@ DEFAULT_OUT = os.path.join("report-out", "report.pdf")
 DEFAULT_EXPERIMENTS = os.path.join("docs", "experiments")
 SECTIONS = ("At a glance", "Experiments", "Training curves", "Per class", "Saliency maps", "Filters", "Feature maps",
             "How this report was made", "Appendix: layers")
+DATA_SECTIONS = ("Per class", "Saliency maps", "Feature maps")  # what a report without --data lacks
+MODEL_SECTIONS = ("Training curves", "Filters", "Appendix: layers")  # and one without a model
+DEFAULT_MODEL = ("of the finished runs under runs/ and the models bundled in models/pretrained/, the one with the "
+                 "highest recorded validation accuracy")
 
 
 def build_parser():
@@ -34,7 +41,7 @@ def build_parser():
                    help=f"folder of experiment runs (run.json + history.csv each; default: {DEFAULT_EXPERIMENTS} "
                         "when it exists)")
     p.add_argument("--runs", metavar="DIR", help="another folder of run folders for the table (e.g. runs)")
-    add_weights(p, help="the model shown (default: the best finished run under runs/, else the bundled model)")
+    add_weights(p, help=f"the model shown (default: {DEFAULT_MODEL})")
     add_data(p, "labelled test CSV: accuracy, confusion matrix, saliency")
     add_usage(p)
     p.add_argument("--out", default=DEFAULT_OUT, metavar="FILE", help="PDF to write")
@@ -45,6 +52,8 @@ def build_parser():
     p.add_argument("--jitter", type=int, default=8, metavar="PX", help="saliency: average over shifts of up to PX")
     p.add_argument("--filters", type=positive_int, default=16, metavar="N", help="filter patterns shown")
     p.add_argument("--filter-steps", type=int, default=80, metavar="N", help="gradient-ascent steps per pattern")
+    p.add_argument("--force", action="store_true",
+                   help="replace the report at --out even when the new one has fewer sections (no --data, no model)")
     return p
 
 
@@ -72,8 +81,11 @@ def check_args(args):
     if not 0 <= args.jitter <= 23:
         raise FERError(f"--jitter {args.jitter}: a shift of 0..23 pixels")
     outputs = [args.out, args.json or figures.derived_path(args.out, "", ".json")]
-    preflight.check(outputs, [args.data], [args.weights], usage=args.usage)
-    check_outputs(outputs, [args.experiments, args.runs])  # every file under those folders is an input
+    # the .json beside --out, unless named with --json, is derived: it never replaces a user's file
+    named, derived = (outputs, []) if args.json else (outputs[:1], outputs[1:])
+    preflight.check(named, [args.data], [args.weights], usage=args.usage, derived=derived)
+    check_outputs(named, [args.experiments, args.runs], derived=derived)  # every file under those folders is an input
+    check_not_shorter(outputs, DATA_SECTIONS if args.data is None else (), args.force)
     if args.data is None:
         return outputs, None
     ds = data.load_csv(args.data, usage=args.usage)
@@ -82,50 +94,83 @@ def check_args(args):
     return outputs, ds
 
 
+def check_not_shorter(outputs, lacking, force):
+    """Refuse, in one line, to replace a report whose JSON (beside it) lists sections that this
+    one will lack: a run without --data would quietly swap the full report for a short one."""
+    import json
+
+    from ferkit.errors import FERError
+
+    if force or not lacking or not os.path.exists(outputs[0]):
+        return
+    try:
+        with open(outputs[1]) as f:
+            had = json.load(f).get("sections") or []
+    except (OSError, ValueError, AttributeError, RecursionError):
+        return  # no readable record of the old report's sections: nothing to compare
+    if not isinstance(had, list):
+        return
+    lost = [s for s in had if isinstance(s, str) and s in lacking]
+    if lost:
+        why = "without --data" if set(lacking) == set(DATA_SECTIONS) else "without a model"
+        raise FERError(f"{outputs[0]}: holds a fuller report ({', '.join(lost)}), which this one {why} would "
+                       "lack; pass --data, another --out, or --force to replace it")
+
+
 def load_shown(args, ds, outputs):
     """The model whose figures the report shows: (model or None, dict describing it)."""
     from ferkit.errors import FERError
+    from ferkit.infer import model_line
     from ferkit.report import pages
     from ferkit.report.evaluate import evaluate, load_models
     from ferkit.report.experiments import read_history
 
+    data = pages.repo_path(args.data)
     try:
         model, info = load_models([args.weights], outputs=outputs)[0]
     except FERError as e:
         if args.weights:
             raise
         print(f"note: no model figures: {e}", file=sys.stderr)
-        return None, {"error": str(e), "data": args.data}
+        return None, {"error": str(e), "data": data}
+    print(model_line([info]), flush=True)  # first, as predict.py does: which model the figures are of
     val = (info.get("args") or {}).get("val")
     same = pages.same_file_name(val, args.data)
     why = ("chosen with --weights" if args.weights else
-           "the toolkit's default: the finished run with the highest recorded validation accuracy, else the "
-           "bundled model" + (f"; that accuracy is on {os.path.basename(val)}, the set reported here" if same else ""))
-    shown = {"label": info["model"], "run_dir": info["run_dir"], "why": why, "data": args.data, "info": info,
-             "same_as_validation": same, "history": read_history(info["run_dir"])}
+           f"the toolkit's default ({DEFAULT_MODEL})"
+           + (f"; that accuracy is on {os.path.basename(val)}, the set reported here" if same else ""))
+    run_dir = pages.repo_path(info["run_dir"])
+    shown = {"label": info["model"], "name": pages.shown_name(info["model"], info["run_dir"]), "run_dir": run_dir,
+             "why": why, "data": data, "info": info, "same_as_validation": same,
+             "history": read_history(info["run_dir"])}
     if ds is not None:
         shown["metrics"] = evaluate([model], ds).metrics
     return model, shown
 
 
 def model_pages(model, shown, ds, args):
-    """(section, figure) of the model shown, one at a time: curves, per class, saliency, filters."""
+    """(section, A4 figure) of the model shown, one at a time: curves, per class, saliency,
+    explanation_pages(), filters, feature maps."""
     from ferkit.errors import FERError
     from ferkit import explain
     from ferkit.report import figures
     from ferkit.report.evaluate import explain_examples
 
-    name = f"{shown['label']} ({shown['run_dir']})"
-    note = " (validation = the test data of this report)" if shown["same_as_validation"] else ""
-    yield "Training curves", figures.curves_figure(shown["history"], f"Training curves: {name}{note}")
+    name = f"{shown['name']} ({shown['run_dir']})"
+    note = ("its validation set is the test data of this report" if shown["same_as_validation"] else None)
+    yield "Training curves", figures.curves_page(shown["history"], f"Training curves: {name}", note=note)
     if ds is not None:
-        yield "Per class", figures.confusion_figure(shown["metrics"], f"{name} on {os.path.basename(args.data)}")
+        yield "Per class", figures.confusion_figure(shown["metrics"], f"Per class: {name}",
+                                                    data_name=os.path.basename(args.data))
         methods = [m for m in explain.METHODS if m != "gradcam" or _has_gradcam_layer(model)]
         faces = explain_examples(model, ds, methods, args.per_class, samples=args.samples, steps=args.steps,
                                  jitter=args.jitter)
-        title = (f"Saliency maps: {name}; maps explain the predicted class"
-                 + (f"; gradients averaged over random shifts of up to {args.jitter} px" if args.jitter else ""))
-        yield "Saliency maps", figures.saliency_figure(faces.images, faces.columns, faces.titles, faces.colors, title)
+        what = ("maps explain the predicted class"
+                + (f"; gradients averaged over random shifts of up to {args.jitter} px" if args.jitter else ""))
+        for fig in figures.saliency_pages(faces.images, faces.columns, faces.titles, faces.colors,
+                                          f"Saliency maps: {name}", subtitle=what):
+            yield "Saliency maps", fig
+        yield from explanation_pages(model, shown, ds, args)
     try:
         layer = explain.default_filter_layer(model)
     except FERError as err:  # a model without convolutions (dnn): no filter pages
@@ -134,11 +179,19 @@ def model_pages(model, shown, ds, args):
     pats = explain.filter_patterns(model, layer, filters=args.filters, steps=args.filter_steps)
     shown["filters"] = {"layer": layer, "filters": pats.filters.tolist(),
                         "activation": [round(float(a), 4) for a in pats.activation]}
-    yield "Filters", figures.patterns_figure(pats, f"Filters: {name}, layer {layer}: inputs that excite each filter")
+    yield "Filters", figures.patterns_page(pats, f"Filters: {name}")
     if ds is not None:
         maps_layer = explain.default_maps_layer(model)
         maps = explain.feature_maps(model, maps_layer, ds.images[0])
-        yield "Feature maps", figures.feature_maps_figure(ds.images[0], maps, maps_layer)
+        yield "Feature maps", figures.feature_maps_page(ds.images[0], maps, maps_layer, f"Feature maps: {name}",
+                                                        face_name=f"row 0 of {os.path.basename(args.data)}")
+
+
+def explanation_pages(model, shown, ds, args):
+    """More (section, A4 figure) pages after the saliency maps: the place for the class-average
+    saliency maps and the faithfulness table (ferkit/report/faithfulness.py, issue 28). Each
+    page is a figures.Page(...).fig; add its section to SECTIONS in page order. None yet."""
+    return iter(())
 
 
 def _has_gradcam_layer(model):
@@ -161,7 +214,7 @@ def write_pdf(path, pages, command, created):
     sections = []
     with output_path(path) as tmp, PdfPages(tmp) as pdf:
         for section, fig in pages:
-            pdf.savefig(fig)
+            pdf.savefig(fig)  # A4 as drawn: no bbox_inches="tight", which would cut the page to the figure
             if section not in sections:
                 sections.append(section)
         info = pdf.infodict()
@@ -177,8 +230,10 @@ def report(args, argv):
     rows = pages.collect(args.experiments, args.runs, warn=lambda m: print(m, file=sys.stderr))
     # Keras (and TensorFlow) load here, after the checks: configure_tensorflow ran first.
     model, shown = load_shown(args, ds, outputs)
+    if model is None:
+        check_not_shorter(outputs, MODEL_SECTIONS, args.force)
     created = datetime.datetime.now()
-    command = "python make_report.py " + " ".join(shlex.quote(a) for a in argv)
+    command = pages.repo_command("python make_report.py " + " ".join(shlex.quote(a) for a in argv))
     hosts = sorted({r.summary["hardware"] for r in pages.measured(rows) if r.summary["hardware"]})
 
     def all_pages():
@@ -189,13 +244,14 @@ def report(args, argv):
         for fig in pages.closing_pages(rows, shown, command, hosts, created):
             yield "How this report was made", fig
         if model is not None:
-            for fig in pages.appendix_pages(model, shown["label"]):
+            for fig in pages.appendix_pages(model, shown["name"]):
                 yield "Appendix: layers", fig
 
     sections = write_pdf(outputs[0], all_pages(), command, created)
     from ferkit.files import write_json
 
-    kept = {k: v for k, v in shown.items() if k in ("label", "run_dir", "why", "data", "same_as_validation", "filters")}
+    kept = {k: v for k, v in shown.items()
+            if k in ("label", "name", "run_dir", "why", "data", "same_as_validation", "filters")}
     if shown.get("metrics"):
         kept["test_accuracy"] = shown["metrics"]["accuracy"]
     write_json(outputs[1], {"created": created.isoformat(timespec="seconds"), "command": command, "hosts": hosts,

@@ -4,10 +4,11 @@
     python plot_confusion.py --data public_test.csv.gz --out confusion.png
     python plot_confusion.py --data public_test.csv.gz --tta --weights runs/a --weights runs/b --json
 
-The matrix is row-normalized (each true class sums to 1) with the counts in the cells; the
-per-class table (scikit-learn's classification_report) and the three most confused pairs are
-printed too. --json writes the metrics beside the image (or to the file named).
+The image is an A4 page: the matrix in percent of each true class (each row sums to 100%) with
+the counts below, the per-class table and the three most confused pairs; scikit-learn's
+classification_report and those pairs are printed too. --json writes the metrics beside the image (or to the file named).
 """
+import os
 import sys
 
 from ferkit.cli import Parser, add_data, add_usage, add_weights, positive_int, run_main
@@ -43,7 +44,9 @@ def check_args(args):
     outputs = [args.out]
     if args.json is not None:
         outputs.append(args.json or figures.derived_path(args.out, "", ".json"))
-    preflight.check(outputs, [args.data], args.weights or [], usage=args.usage)
+    derived = outputs[1:] if args.json == "" else []  # the .json beside --out: never over a user's file
+    preflight.check(outputs[:1] if derived else outputs, [args.data], args.weights or [], usage=args.usage,
+                    derived=derived)
     ds = data.load_csv(args.data, usage=args.usage)
     if ds.labels is None:
         raise FERError(f"{args.data}: no label column; a confusion matrix needs labelled data")
@@ -64,8 +67,11 @@ def plot(args):
     m = {**ev.metrics, "runs": [info["run_dir"] for _, info in loaded], "tta": bool(args.tta), "data": args.data}
     print(f"accuracy {m['accuracy']:.4f} on {m['n']} images; macro F1 {m['macro_f1']:.4f}")
     print(classification_text(ev, ds))
-    title = " + ".join(info["model"] for _, info in loaded) + (" (TTA)" if args.tta else "")
-    figures.save(figures.confusion_figure(m, title), outputs[0])
+    from ferkit.report.pages import repo_path
+
+    title = ("Confusion matrix: " + " + ".join(f"{info['model']} ({repo_path(info['run_dir'])})" for _, info in loaded)
+             + (" with TTA" if args.tta else ""))
+    figures.save(figures.confusion_figure(m, title, data_name=os.path.basename(args.data)), outputs[0])
     print(f"wrote {outputs[0]}")
     if len(outputs) > 1:
         write_json(outputs[1], m)

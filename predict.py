@@ -2,7 +2,7 @@
 """Predict expressions for a FER2013 CSV and write a submission file `id,label`, or for the faces
 in a photo, a folder of photos or a video: one row per face, `file,frame,x,y,w,h,label,emotion`.
 
-    python predict.py test.csv.gz out.csv                       # best finished run under runs/ or the bundled model
+    python predict.py test.csv.gz out.csv                       # the default run (see --help)
     python predict.py test.csv.gz out.csv --weights runs/cnn3-20261127-120000
     python predict.py public_test.csv.gz out.csv --tta --weights runs/a --weights runs/b   # TTA + ensemble
 
@@ -106,16 +106,18 @@ def predict(args):
     elif args.annotate or args.every or args.detector or args.detect_every:
         raise FERError("--annotate, --every, --detector and --detect-every apply to pictures, folders and videos, "
                        "not CSV input")
-    # the input file's header and first row (pictures: media.plan above), the runs, the output
+    # the input file's header and first row (pictures: media.plan above), the runs, the outputs:
+    # the CSV and every annotated copy, all through the outputs guard before any model loads
     preflight.check([args.out_csv], [] if job else [args.test_csv], args.weights or [], usage=args.usage,
-                    inputs=[args.test_csv] if job and args.test_csv else [])
+                    inputs=[args.test_csv] if job and args.test_csv else [],
+                    derived=job.annotated.values() if job else ())
     t0 = time.time()
     # TensorFlow loads here, after the checks above (ferkit.backend.configure_tensorflow ran first).
     from ferkit.infer import load_runs, model_line, predict_proba
     from ferkit.runs import load as runs
 
-    if not args.weights:
-        check_outputs([args.out_csv], runs.run_inputs(None))  # the default run's files are inputs too
+    if not args.weights:  # the default run's files are inputs too
+        check_outputs([args.out_csv], runs.run_inputs(None), derived=job.annotated.values() if job else ())
     if job is not None:
         from ferkit.faces.reader import predict_files
 

@@ -230,9 +230,17 @@ def classifier(weights, peer):
     return labels
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """The toolkit's one-line usage error (ferkit/cli.py's Parser), kept here because `measure`
+    runs in other virtual environments (MediaPipe's) without the repository's packages."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    sub = p.add_subparsers(dest="step", required=True)
+    p = OneLineParser(description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="step", required=True, parser_class=OneLineParser)
     m = sub.add_parser("make")
     m.add_argument("folder")
     m.add_argument("--csv", default=os.path.join(HERE, "..", "..", "shared", "data", "fer2013", "public_test.csv.gz"))

@@ -9,8 +9,15 @@ Parsing is vectorized with numpy over the whole file (see benchmarks/load_csv.py
 the fast path cannot read cleanly is read again row by row, which names the first bad row.
 `iter_csv` reads a file in chunks of rows, for inputs too large to hold at once. Both accept and
 refuse the same files: gzip is recognized by its content, whatever the name (.csv or .gz); a file
-with a header and no rows is refused; ids are kept as the text written in the file.
+with a header and no rows is refused; ids are kept as the text written in the file; a UTF-8
+byte-order mark (as Excel writes it) is skipped; labels are whole numbers written with digits only
+(`3`; `3.0`, `+3` and `3e0` are refused, so that nothing is rounded silently).
+
+Every byte is read through one bounded line reader (_BoundedLines): a line longer than
+ferkit.limits.MAX_CSV_LINE_BYTES is refused with one line naming the file and line as soon as
+that many bytes of it were read, never read whole, also inside a .gz, so memory stays bounded.
 """
+import codecs
 import csv
 import gzip
 import io
@@ -25,6 +32,7 @@ import pandas as pd
 from data import cache as parse_cache
 from data.fer2013 import _LAYOUTS, IMAGE_SIZE, NUM_CLASSES, NUM_PIXELS, USAGES, Dataset, concat
 from ferkit.errors import FERError
+from ferkit.limits import MAX_CSV_LINE_BYTES
 
 
 def load_csv(path, usage=None, cache=True):
@@ -85,15 +93,15 @@ def iter_csv(path, chunk_rows=None, usage=None):
     path = os.fspath(path)
     layout = check_csv(path, usage)
     try:
-        reader = pd.read_csv(path, dtype=str, keep_default_na=False, chunksize=chunk_rows or 10**9,
-                             skipinitialspace=True, index_col=False,
-                             compression="gzip" if _is_gzip(path) else None)
-        rows = 0
-        for frame in _frames(reader, path):
-            chunk = _parse_frame(frame, layout, path, usage)
-            rows += len(chunk)
-            if len(chunk):
-                yield chunk
+        with _open_binary(path) as handle:
+            reader = pd.read_csv(handle, dtype=str, keep_default_na=False, chunksize=chunk_rows or 10**9,
+                                 skipinitialspace=True, index_col=False, encoding="utf-8-sig")
+            rows = 0
+            for frame in _frames(reader, path):
+                chunk = _parse_frame(frame, layout, path, usage)
+                rows += len(chunk)
+                if len(chunk):
+                    yield chunk
         if not rows:
             raise FERError(f"{path}: no rows" + (f" with Usage {usage}" if usage else " (only a header)"))
     except pd.errors.EmptyDataError:
@@ -152,21 +160,71 @@ def check_file(path):
         raise FERError(f"{path}: cannot read (permission denied)")
 
 
+class _BoundedLines(io.RawIOBase):
+    """A binary stream (a file, or gzip's decompressed bytes) whose reads refuse any line longer
+    than `limit` bytes, with a FERError naming the file and line, once that many bytes of the line
+    were read: the one place where CSV bytes come in, so no reader (pandas, csv, readline, the
+    fast path) ever holds an over-long line whole."""
+
+    def __init__(self, raw, path, limit=MAX_CSV_LINE_BYTES):
+        self.raw, self.path, self.limit = raw, path, limit
+        self.line, self.run = 1, 0  # line number being read; its bytes read so far
+
+    def readable(self):
+        return True
+
+    def readinto(self, b):
+        data = self.raw.read(min(len(b), 1 << 20))
+        n = len(data)
+        self._check(data)
+        b[:n] = data
+        return n
+
+    def _check(self, data):
+        if not data:
+            return
+        newlines = np.flatnonzero(np.frombuffer(data, np.uint8) == 10)
+        if not len(newlines):
+            self.run += len(data)
+        else:
+            # lengths of the lines that end here (the first one began in an earlier block)
+            ends = np.concatenate([[newlines[0] + self.run], np.diff(newlines) - 1])
+            if ends.max() > self.limit:
+                self._refuse(self.line + int(np.argmax(ends > self.limit)))
+            self.line += len(newlines)
+            self.run = len(data) - int(newlines[-1]) - 1
+        if self.run > self.limit:
+            self._refuse(self.line)
+
+    def _refuse(self, line):
+        raise FERError(f"{self.path}, line {line}: longer than {self.limit:,} bytes (a FER2013 row is under "
+                       "10,000); not a FER2013 CSV, or a damaged one")
+
+    def close(self):
+        self.raw.close()
+        super().close()
+
+
+def _open_binary(path):
+    """The file's bytes through the bounded line reader, gunzipped when its content is gzip."""
+    raw = gzip.open(path, "rb") if _is_gzip(path) else open(path, "rb")
+    return io.BufferedReader(_BoundedLines(raw, path), buffer_size=1 << 16)
+
+
 def _open_text(path):
-    """The file as text, gunzipped when its content is gzip (whatever its name)."""
-    if _is_gzip(path):
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")
+    """The file as text (a UTF-8 byte-order mark skipped), bounded lines, gunzipped when its
+    content is gzip (whatever its name)."""
+    return io.TextIOWrapper(_open_binary(path), encoding="utf-8-sig", newline="")
 
 
 def _read_bytes(path):
     check_file(path)
     try:
-        if _is_gzip(path):
-            with gzip.open(path, "rb") as f:
-                return f.read()
-        with open(path, "rb") as f:
-            return f.read()
+        with _open_binary(path) as f:
+            buf = bytearray()
+            while block := f.read(1 << 22):
+                buf += block
+            return bytes(buf)
     except (EOFError, gzip.BadGzipFile, zlib.error) as e:
         raise FERError(f"{path}: truncated or corrupt gzip file ({_first_line(e)})") from None
 
@@ -194,9 +252,10 @@ def _layout_of(columns, path):
 def _parse_fast(raw, path):
     """Whole-file numpy parse of a two-column numeric layout; None when anything looks unusual
     (the careful row-by-row path then reads the file and names the problem)."""
+    start = len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0
     head_end = raw.find(b"\n")
     try:
-        header = tuple(c.strip() for c in raw[:max(head_end, 0)].decode("ascii").strip().split(","))
+        header = tuple(c.strip() for c in raw[start:max(head_end, 0)].decode("ascii").strip().split(","))
     except UnicodeDecodeError:
         return None
     if header != ("label", "feature"):
@@ -294,25 +353,28 @@ def _parse_frame(frame, layout, path, usage):
 
 def _id_column(frame, col, lines, path):
     """Ids exactly as written (a 25-digit id or `1e3` stays that text). Refused: an empty id, and
-    one with a comma or quote, which would break the `id,label` rows written from it."""
+    one with a comma, a quote or a line break, which would break the `id,label` rows written from it."""
     ids = frame[col].str.strip().to_numpy().astype(str)
     empty = ids == ""
     if empty.any():
         raise FERError(f"{path}, line {lines[int(np.argmax(empty))]}: empty id")
-    odd = np.char.find(ids, ",") + np.char.find(ids, '"') > -2
+    odd = np.zeros(len(ids), bool)
+    for c in (",", '"', "\n", "\r"):
+        odd |= np.char.find(ids, c) >= 0
     if odd.any():
         row = int(np.argmax(odd))
-        raise FERError(f"{path}, line {lines[row]}: id {str(ids[row])!r} holds a comma or a quote")
+        raise FERError(f"{path}, line {lines[row]}: id {str(ids[row])!r} holds a comma, a quote or a line break")
     return ids
 
 
 def _int_column(frame, col, lines, path, what, lo, hi):
     vals = frame[col].str.strip()
-    out = pd.to_numeric(vals, errors="coerce").to_numpy(dtype=np.float64)
-    bad = np.isnan(out) | (out != np.floor(out))
+    bad = ~vals.str.fullmatch(r"[0-9]+").to_numpy(dtype=bool)  # digits only: `3.0` is not rounded to 3
     if bad.any():
         row = int(np.argmax(bad))
-        raise FERError(f"{path}, line {lines[row]}: {what} {vals.iloc[row]!r} is not an integer")
+        raise FERError(f"{path}, line {lines[row]}: {what} {vals.iloc[row]!r} is not an integer "
+                       f"(write it with digits only, {lo}..{hi})")
+    out = pd.to_numeric(vals).to_numpy(dtype=np.float64)
     bad = (out < lo) | (out > hi)  # before the cast, so a huge value is named as written
     if bad.any():
         row = int(np.argmax(bad))

@@ -1,8 +1,11 @@
 """How every script begins and ends: one parser class (bad options are one line, exit 2; `--config
 FILE` recipes), the options several scripts share, and run_main (one-line errors, exit codes)."""
 import argparse
+import contextlib
 import math
+import signal
 import sys
+import threading
 
 from ferkit.errors import FERError
 
@@ -35,15 +38,45 @@ def plural(n, word):
 
 
 def run_main(fn):
-    """Call fn(); turn FERError into `error: <message>` on stderr and return 2."""
+    """Call fn(); turn FERError into `error: <message>` on stderr and return 2. Ctrl-C and SIGTERM
+    (kill, a container or job scheduler stopping the script) both end it as a KeyboardInterrupt, so
+    half-written outputs are removed (ferkit.files) and a training records where it stopped:
+    `interrupted` on stderr, exit status 130."""
+    for stream in (sys.stdout, sys.stderr):  # a file name that is not UTF-8 is printed with \\xNN, never a traceback
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.reconfigure(errors="backslashreplace")
     try:
-        return fn() or 0
+        with sigterm_as_ctrl_c():
+            return fn() or 0
     except FERError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _raise_interrupt(_signum, _frame):
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def sigterm_as_ctrl_c():
+    """Within the block, SIGTERM raises KeyboardInterrupt in the main thread, as Ctrl-C does (its
+    default would end the process at once, leaving temporary files behind). A SIGTERM the parent
+    set to be ignored stays ignored; outside the main thread nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous == signal.SIG_IGN:
+        yield
+        return
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -155,7 +188,8 @@ def _recipe_value(path, key, action, value):
     return value
 
 
-DEFAULT_RUN = "the best finished run under runs/, else the bundled model"
+DEFAULT_RUN = ("of the finished runs under runs/ and the models bundled in models/pretrained/ (fernet), "
+               "the one with the highest recorded validation accuracy")
 
 
 def add_weights(p, ensemble=False, help=None):

@@ -1,19 +1,26 @@
-"""The one way scripts open their outputs: never over an input, never half a file, one-line errors.
+"""The one way scripts open their outputs: never over an input, never over a user's file, never
+half a file, one-line errors.
 
     check_outputs([args.out_csv], [args.test_csv, *folder_files(run_dir)])   # early, before TensorFlow
     with open_output(args.out_csv, "w", newline="") as f:                     # atomic; OSError -> FERError
         f.write("id,label\\n")
 
-- check_outputs(outputs, inputs) raises FERError when an output is the same file as an input
-  (real paths / os.path.samefile, so symlinks and hard links count), is named twice, is a folder,
-  or lies under a path that is a file or a folder that cannot be written. It creates nothing.
-  An input that is a folder stands for every file in it (folder_files()).
+- check_outputs(outputs, inputs, derived) raises FERError when an output is the same file as an
+  input (real paths / os.path.samefile, so symlinks and hard links count), is named twice, lies
+  inside another output (a folder of copies named like the CSV), is a folder, or lies under a path
+  that is a file or a folder that cannot be written. It creates nothing. An input that is a
+  folder stands for every file in it (folder_files()).
+  `derived` are outputs the user did not name (a report's .json beside --out, the annotated
+  copies of predict.py --annotate): one of them may replace an existing file only if this toolkit
+  wrote that file (recorded in the folder's MANIFEST, size and time), never a user's own file.
 - check_folder(folder, names, marker) refuses a folder that is not a run folder (no `marker` file)
   and already holds one of the files that would be written into it (the user's own files).
 - open_output(path, mode) and output_path(path) write atomically (atomic_path): parent folders
-  are created only then, the file appears only when the block succeeds, and OS errors (is a
-  folder, permission denied, no space left) become one FERError line naming the path.
-  write_json(path, obj) does the same for a JSON file.
+  are created only then, the file appears only when the block succeeds and its bytes reached the
+  disk (fsync: a full disk that shows only then is caught), and OS errors (is a folder, permission
+  denied, no space left) become one FERError line naming the path. output_path(path, check=fn)
+  also runs fn(temporary path) before the rename, for writers that do not report their errors
+  (OpenCV's VideoWriter). write_json(path, obj) does the same for a JSON file.
 """
 import contextlib
 import errno
@@ -39,11 +46,67 @@ def atomic_path(path):
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
     try:
         yield tmp
+        _sync(tmp)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
         raise
+
+
+def _sync(path):
+    """Flush a written file to the disk: a file system that accepts writes beyond its free space
+    (delayed allocation) reports the full disk here, before the file takes the output's name."""
+    if os.path.isfile(path):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+MANIFEST = ".ferkit-outputs"  # per folder: the derived outputs this toolkit wrote there, one JSON line each
+_APPROVED = set()  # derived outputs that check_outputs let through: output_path records them once written
+
+
+def _manifest(folder):
+    """{name: [size, mtime_ns]} of the derived outputs written in `folder` (the last line for a
+    name wins; a torn or foreign line is ignored). Appended to, never rewritten: recording stays
+    cheap in a folder of thousands of annotated copies."""
+    entries = {}
+    try:
+        with open(os.path.join(folder, MANIFEST), encoding="utf-8", errors="replace") as f:
+            for line in f:
+                with contextlib.suppress(ValueError, RecursionError):
+                    name, size, mtime = json.loads(line)
+                    entries[name] = [size, mtime]
+    except (OSError, TypeError):
+        pass
+    return entries
+
+
+def written_here(path, manifests=None):
+    """Whether `path` is a file this toolkit wrote as a derived output, unchanged since (same size
+    and modification time). `manifests`: a dict reused across calls, so each folder is read once."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    folder = os.path.dirname(os.path.abspath(path))
+    manifests = {} if manifests is None else manifests
+    if folder not in manifests:
+        manifests[folder] = _manifest(folder)
+    return manifests[folder].get(os.path.basename(path)) == [st.st_size, st.st_mtime_ns]
+
+
+def _record(path):
+    """Append a derived output just written to its folder's MANIFEST (best effort: a failure only
+    means that the next run will refuse to replace the file)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    with contextlib.suppress(OSError, ValueError):
+        st = os.stat(path)
+        with open(os.path.join(folder, MANIFEST), "a", encoding="utf-8") as f:
+            f.write(json.dumps([os.path.basename(path), st.st_size, st.st_mtime_ns]) + "\n")
 
 
 _PROBLEMS = {
@@ -113,12 +176,15 @@ def _check_location(path):
         raise FERError(f"{path}: cannot write (permission denied in {parent})")
 
 
-def check_outputs(outputs, inputs=()):
-    """Raise FERError unless every output may be written without touching an input.
+def check_outputs(outputs, inputs=(), derived=()):
+    """Raise FERError unless every output may be written without touching an input or a user's file.
 
     `outputs`: paths the script will write (None entries are skipped). `inputs`: files it reads,
-    and folders whose every file it may read (a run folder). Nothing is created here."""
-    outputs = [os.fspath(o) for o in outputs if o is not None]
+    and folders whose every file it may read (a run folder). `derived`: outputs the user did not
+    name (written beside or below a named one); they must not replace a file this toolkit did
+    not write. Nothing is created here."""
+    derived = [os.fspath(d) for d in derived if d is not None]
+    outputs = [os.fspath(o) for o in outputs if o is not None] + derived
     inputs = _expand(inputs)
     for i, out in enumerate(outputs):
         for inp in inputs:
@@ -128,8 +194,19 @@ def check_outputs(outputs, inputs=()):
                                "choose another output path")
         for other in outputs[:i]:
             if _same_file(out, other):
-                raise FERError(f"{out}: given as two different outputs; choose distinct paths")
+                raise FERError(f"{out}: two outputs would be written to this one path and one would be lost; "
+                               "choose distinct paths (or rename one of the inputs)")
+            for a, b in ((out, other), (other, out)):
+                if os.path.realpath(a).startswith(os.path.realpath(b) + os.sep):
+                    raise FERError(f"{b}: is an output file, and another output goes inside it ({a}); "
+                                   "choose distinct paths")
         _check_location(out)
+    manifests = {}
+    for d in derived:
+        if os.path.lexists(d) and not written_here(d, manifests):
+            raise FERError(f"{d}: already exists and this toolkit did not write it; it would be replaced "
+                           "(move it, or choose another output folder)")
+    _APPROVED.update(os.path.abspath(d) for d in derived)
 
 
 def check_folder(folder, names, marker):
@@ -147,19 +224,24 @@ def check_folder(folder, names, marker):
 
 
 @contextlib.contextmanager
-def output_path(path):
-    """Yield a temporary path beside `path`; it becomes `path` when the block succeeds.
-    OS errors while creating folders, writing or renaming become one-line FERErrors."""
+def output_path(path, check=None):
+    """Yield a temporary path beside `path`; it becomes `path` when the block succeeds (and
+    `check(temporary path)`, if given, raises nothing). OS errors while creating folders, writing,
+    syncing or renaming become one-line FERErrors."""
     path = os.fspath(path)
     if os.path.isdir(path):
         raise FERError(f"{path}: is a folder, expected a file path")
     try:
         with atomic_path(path) as tmp:
             yield tmp
+            if check is not None:
+                check(tmp)
     except FERError:
         raise
     except OSError as e:
         raise FERError(describe_os_error(e, path)) from None
+    if os.path.abspath(path) in _APPROVED:
+        _record(path)
 
 
 @contextlib.contextmanager

@@ -14,6 +14,8 @@ TTA averages the softmax over 10 views of each face: the image and its mirror, e
 centre and shifted 2 pixels towards each corner (edge-padded), as in Khaireddin & Chen's
 ten-crop evaluation scaled to 48x48 inputs. An ensemble averages the models' softmax.
 """
+import os
+
 import numpy as np
 
 from ferkit.backend import import_keras
@@ -107,5 +109,12 @@ def load_runs(weights_args):
 
 def model_line(infos, tta=False):
     """'model: fernet (models/pretrained/fernet), ... with TTA': what a script says it predicts with."""
-    names = ", ".join(f"{info['model']} ({info['run_dir']})" for info in infos)
+    names = ", ".join(f"{info['model']} ({_shown(info['run_dir'])})" for info in infos)
     return f"model: {names}" + (" with TTA" if tta else "")
+
+
+def _shown(path):
+    """A run folder as the user would type it: relative to the working folder when inside it, so
+    lines, pages and screenshots don't carry this machine's absolute paths."""
+    rel = os.path.relpath(path)
+    return path if rel.startswith("..") else rel

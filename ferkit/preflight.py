@@ -14,10 +14,11 @@ from ferkit.files import check_outputs
 from ferkit.runs.layout import expand_weights, run_files
 
 
-def check(outputs, csvs=(), weights=(), usage=None, inputs=()):
+def check(outputs, csvs=(), weights=(), usage=None, inputs=(), derived=()):
     """Raise FERError for the first problem: `outputs` (paths to write, None entries skipped),
     `csvs` (input CSVs, None skipped), `weights` (--weights arguments, None skipped), `inputs`
-    (other files or folders read, checked only against the outputs)."""
+    (other files or folders read, checked only against the outputs), `derived` (outputs the user
+    did not name, as a .json beside --out: ferkit.files.check_outputs)."""
     csvs = [c for c in csvs if c is not None]
     weights = expand_weights([w for w in weights if w is not None])
     for csv in csvs:
@@ -25,4 +26,4 @@ def check(outputs, csvs=(), weights=(), usage=None, inputs=()):
     for w in weights:
         if not os.path.exists(w):
             raise FERError(f"{w}: no such run folder or weights file (--weights)")
-    check_outputs(outputs, csvs + list(inputs) + [f for w in weights for f in run_files(w)])
+    check_outputs(outputs, csvs + list(inputs) + [f for w in weights for f in run_files(w)], derived=derived)

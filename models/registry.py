@@ -1,6 +1,7 @@
 """The registry: networks registered by name, built with scaling, preprocessing, augmentation
 and the logits/probs head around them. See models/__init__.py."""
 import inspect
+import math
 
 from ferkit.backend import import_keras
 
@@ -36,22 +37,49 @@ def options_of(name):
     return {p.name: p.default for p in list(inspect.signature(fn).parameters.values())[1:]}
 
 
-def check_options(name, options):
-    """Each --option must be one the model takes, of the kind of its default (width=abc is not an int)."""
+def check_options(name, options, where="--option"):
+    """Each option must be one the model takes, of the kind of its default (width=abc is not an
+    int, blocks=x is not a list) and within bounds, so that no value makes building the model
+    fail or exhaust memory: integers 1..max(16, 8 x default), list items 0..16 (1-8 items),
+    fractions (a default in 0..1, as dropout) in [0, 1), a model name that is registered.
+    `where` starts each message ("--option", or the run.json that holds the options)."""
+    if not isinstance(options, dict):
+        raise FERError(f"{where}: expected KEY=VALUE options, got {options!r:.80}")
     known = options_of(name)
     for key, value in options.items():
         if key not in known:
-            raise FERError(f"--option {key}={value}: model {name} has no option {key} "
+            raise FERError(f"{where} {key}={str(value)[:80]}: model {name} has no option {key} "
                            f"(it takes: {', '.join(known) or 'none'})")
-        default = known[key]
-        kinds = {bool: (bool,), int: (int,), float: (int, float), str: (str,)}.get(type(default))
-        if kinds and not (isinstance(value, kinds) and (type(default) is bool or not isinstance(value, bool))):
-            raise FERError(f"--option {key}={value}: model {name} expects {_kind(default)} "
-                           f"for {key} (its default is {default!r})")
+        problem = _option_problem(name, known[key], value)
+        if problem:
+            raise FERError(f"{where} {key}={str(value)[:80]}: model {name} expects {problem} "
+                           f"for {key} (its default is {known[key]!r})")
 
 
-def _kind(value):
-    return {bool: "True or False", int: "an integer", float: "a number", str: "a string"}[type(value)]
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _option_problem(name, default, value):
+    """What a valid value is, when `value` is not one; None when it is."""
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else "True or False"
+    if _is_int(default):
+        top = max(16, 8 * default)
+        return None if _is_int(value) and 1 <= value <= top else f"an integer 1..{top}"
+    if isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if 0 <= default < 1:
+            return None if ok and 0 <= value < 1 else "a number from 0 up to (not including) 1"
+        return None if ok else "a finite number"
+    if isinstance(default, tuple):
+        ok = isinstance(value, (list, tuple)) and 1 <= len(value) <= 8 and all(_is_int(v) and 0 <= v <= 16 for v in value)
+        return None if ok else "a list of 1-8 integers 0..16"
+    if isinstance(default, str):
+        if default in _REGISTRY:  # names another model (dnn's `match`)
+            return None if value in _REGISTRY and value != name else f"one of {', '.join(m for m in available() if m != name)}"
+        return None if isinstance(value, str) else "a string"
+    return None
 
 
 PREPROCESS_KEYS = ("standardize",)

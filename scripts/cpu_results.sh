@@ -19,4 +19,6 @@ python predict.py "$TEST" "$tmp/pred.csv" --weights "$RUN" --tta
 python plot_confusion.py --data "$TEST" --weights "$RUN" --out "$FIG/confusion.png" --json "$FIG/confusion.json"
 python saliency.py --data "$TEST" --weights "$RUN" --method all --per-class 1 --out "$FIG/saliency.png"
 python filter_vis.py --data "$TEST" --weights "$RUN" --image 0 --out "$FIG/filters.png" --maps-out "$FIG/filters-maps.png"
+python saliency.py --data "$TEST" --weights "$RUN" --class-average --method all --out "$FIG/class-average.png"
+python saliency.py --data "$TEST" --weights "$RUN" --evaluate --out-csv docs/faithfulness/fernet-public_test.csv
 python make_report.py --weights "$RUN" --data "$TEST" --out report.pdf --json report.json

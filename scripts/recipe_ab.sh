@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 25's recipe A/B: each arm of recipes/ab/ trains 45 minutes pinned to one core, two arms at
+# Issue 25's recipe A/B: each arm of recipes/ab/ trains its epochs (45 minutes of one free core) pinned to one core, two arms at
 # once (cores 0 and 1), in the order given. An interrupted arm continues with --resume; a finished
 # one is skipped. Summarize with: python benchmarks/recipe_ab.py runs/ab
 #

@@ -7,7 +7,6 @@ import json
 import os
 import re
 import shutil
-import zlib
 
 import numpy as np
 import pytest
@@ -37,31 +36,42 @@ def _one_error_line(capsys, *words):
 
 
 def pdf_pages(path):
-    """Text drawn in a matplotlib PDF, one string per page in order (each page is one content
-    stream): the strings of its Tj/TJ operators (streams inflated), one line per drawn string."""
-    raw = open(path, "rb").read()
-    pages = []
-    # The end-of-line before "endstream" is optional (PDF 7.3.8.1); a greedy \r?\n there would eat
-    # a compressed stream's last byte when it happens to be \r (a 1-in-256 flake seen in CI), so the
-    # stream is inflated with decompressobj, which ignores what follows its end.
-    for m in re.finditer(rb"stream\r?\n(.*?)endstream", raw, re.S):
-        body = m.group(1)
-        try:
-            body = zlib.decompressobj().decompress(body)
-        except zlib.error:
-            pass
-        if not re.search(rb"\bBT\b.*?\bTf\b", body, re.S):  # not a page's text (an image, a font)
-            continue
-        chunks = []
-        for t in re.finditer(rb"\[(.*?)\]\s*TJ|\(((?:\\.|[^\\)])*)\)\s*Tj", body, re.S):
-            if t.group(1) is not None:
-                parts = re.findall(rb"\(((?:\\.|[^\\)])*)\)", t.group(1))
-                chunks.append(b"".join(parts))
-            else:
-                chunks.append(t.group(2))
-        if chunks:
-            pages.append(re.sub(r"\\(.)", r"\1", b"\n".join(chunks).decode("latin-1")))
-    return pages
+    """Text drawn in a PDF, one string per page in order (pypdf's text extraction)."""
+    import pypdf
+
+    return [page.extract_text() for page in pypdf.PdfReader(path).pages]
+
+
+A4_POINTS = (595.28, 841.89)  # 210 x 297 mm
+
+
+def pdf_layout_problems(path):
+    """Every page that is not A4 portrait, and every string drawn past a page's edge: its start
+    from pypdf's text visitor (the text matrix times the current matrix), its end that start
+    plus the string's width in matplotlib's font metrics, along the text's direction."""
+    import pypdf
+
+    from ferkit.report import figures
+
+    problems = []
+    for k, page in enumerate(pypdf.PdfReader(path).pages, start=1):
+        w, h = float(page.mediabox.width), float(page.mediabox.height)
+        if abs(w - A4_POINTS[0]) > 1 or abs(h - A4_POINTS[1]) > 1:
+            problems.append(f"page {k}: {w:.0f}x{h:.0f} pt, not A4")
+
+        def visit(text, cm, tm, font, size, k=k, w=w, h=h):
+            if not text.strip():
+                return
+            a, b, c, d, e, f = pypdf.mult(tm, cm)
+            x0, y0 = e, f
+            length = figures.text_width(text.strip(), size) * 72
+            scale = max((a * a + b * b) ** 0.5, 1e-9)
+            x1, y1 = x0 + length * a / scale, y0 + length * b / scale
+            if min(x0, x1) < -1 or max(x0, x1) > w + 1 or min(y0, y1) < -1 or max(y0, y1) > h + 1:
+                problems.append(f"page {k}: {text.strip()[:40]!r} runs outside the page")
+
+        page.extract_text(visitor_text=visit)
+    return problems
 
 
 def pdf_text(path):
@@ -312,16 +322,38 @@ def test_make_report_default_out_is_not_the_tracked_report():
     assert os.path.abspath(out) != os.path.abspath("report.pdf") and out.endswith(".pdf")
 
 
-def test_make_report(trained_run, synthetic_csvs, experiments_dir, tmp_path, capsys):
+def test_make_report(trained_run, synthetic_csvs, experiments_dir, tmp_path, capsys, monkeypatch):
+    from matplotlib.backends.backend_pdf import PdfPages
+
+    from ferkit.report import figures
+    from ferkit.report.pages import repo_path
+
+    # Each page is checked as matplotlib draws it, before it is saved: no text past its edges.
+    drawn = []
+    save = PdfPages.savefig
+
+    def checked(self, fig=None, **kw):
+        drawn.append((tuple(fig.get_size_inches().round(2)), figures.outside_texts(fig)))
+        return save(self, fig, **kw)
+
+    monkeypatch.setattr(PdfPages, "savefig", checked)
     out = tmp_path / "out" / "report.pdf"
     argv = ["--experiments", str(experiments_dir), "--weights", str(trained_run), "--data", str(synthetic_csvs["val"]),
             "--out", str(out), "--samples", "2", "--steps", "4", "--filters", "4", "--filter-steps", "5"]
     assert make_report.main(argv) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == f"model: fernet ({trained_run})"  # the model line first, as predict.py prints it
     assert out.read_bytes().startswith(b"%PDF")
+    assert drawn and all(size == (8.27, 11.69) and not outside for size, outside in drawn), drawn
+    assert pdf_layout_problems(out) == []  # the saved PDF: every page A4, every string on its page
     numbers = json.loads((tmp_path / "out" / "report.json").read_text())
     assert numbers["sections"] == list(make_report.SECTIONS)
     pages = pdf_pages(out)
+    assert len(pages) == len(drawn)
     text = "\n".join(pages)
+    # paths relative to the repository (../../tmp/... here), never this machine's absolute ones
+    assert not re.search(r"(^|[\s(:=])" + re.escape(str(tmp_path)), text)
+    assert sum("How to read:" in p for p in pages) >= 7  # every figure page says how to read it
     titles = ("results at a glance", "experiments, measured here", "How this report was made", "Appendix: the layers")
     first = [next(i for i, p in enumerate(pages) if t in p) for t in titles]
     assert first[:2] == [0, 1] and first[2] + 1 == first[3]  # the closing page, then the appendix to the end
@@ -340,12 +372,18 @@ def test_make_report(trained_run, synthetic_csvs, experiments_dir, tmp_path, cap
     for name in ("cnn2", "cnn3"):
         assert rows[name]["status"] == "needs a GPU" and rows[name]["best_val_accuracy"] is None
     assert glance.count("needs a GPU") >= 2
-    # the model shown: validated on the very file the report tests on, and the report says so
+    # the model shown: named as a run of its own (not an experiment of the table), validated on
+    # the very file the report tests on, and the report says so
     shown = numbers["model_shown"]
     info = json.loads((trained_run / "run.json").read_text())
-    assert shown["run_dir"] == str(trained_run) and shown["same_as_validation"]
+    assert shown["run_dir"] == repo_path(trained_run) and not os.path.isabs(shown["run_dir"])
+    assert shown["name"] == "fernet run tiny" and "fernet run tiny" in glance and "(the model shown)" in glance
+    assert shown["same_as_validation"]
     assert shown["test_accuracy"] == pytest.approx(info["val_accuracy"], abs=1e-6)
-    assert "is also this run's validation set" in glance  # (pdf text: "fi" is one ligature glyph)
+    assert "is also this run's validation set" in glance
+    # percent everywhere: the per-class page's table and matrix cells
+    per_class = _page(pages, "Per class:")
+    assert re.search(r"\d+\.\d% \d", per_class) and "macro average" in per_class
     # closing page: hardware, and every command whole (wrapped at spaces, never inside a word)
     closing = _page(pages, titles[2])
     assert HOST in closing
@@ -353,12 +391,76 @@ def test_make_report(trained_run, synthetic_csvs, experiments_dir, tmp_path, cap
     for name in ("cnn1", "dnn_cnn1"):
         command = LONG_COMMAND.format(model="dnn" if name == "dnn_cnn1" else "cnn1", name=name)
         assert set(command.split()) <= words, set(command.split()) - words
-    assert "make_report.py" in closing and str(out) in words
+    assert "make_report.py" in closing and repo_path(out) in words
+    # A report without --data would be shorter: refused in one line, the full one kept, unless --force.
+    before = out.read_bytes()
+    short = ["--experiments", str(experiments_dir), "--weights", str(trained_run), "--out", str(out), "--filters", "2",
+             "--filter-steps", "2"]
+    assert make_report.main(short) == 2
+    _one_error_line(capsys, str(out), "Per class", "--force")
+    assert out.read_bytes() == before
+    assert make_report.main(short + ["--force"]) == 0
+    assert "Per class" not in json.loads((tmp_path / "out" / "report.json").read_text())["sections"]
+
+
+def test_make_report_help_names_the_default_model(capsys):
+    with pytest.raises(SystemExit):
+        make_report.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "models/pretrained/" in text and "highest recorded validation accuracy" in text
+    assert "--force" in text
+
+
+def test_wrapping_keeps_a_parenthesis_on_one_line():
+    """"(best val" and "%)" were stranded on separate lines."""
+    from ferkit.report import figures
+
+    line = "augmentation: the report 60% -> 65% (without -> with); ours cnn1 58.71 -> 59.01 (best val %)"
+    for width in range(30, len(line)):
+        for part in figures.wrap(line, width):
+            assert part.count("(") == part.count(")"), (width, part)
+    for inches in (2.0, 3.0, 4.5):
+        parts = figures.wrap_inches(line, inches, 9)
+        assert all(p.count("(") == p.count(")") for p in parts), parts
+        assert all(figures.text_width(p, 9) <= inches for p in parts)
+        assert " ".join(parts) == line
+    # a group longer than a line is broken like any words rather than running off the page
+    assert len(figures.wrap("(" + "word " * 30 + ")", 40)) > 1
+
+
+def test_confusion_page_is_a4_and_legible():
+    """plot_confusion.py's image and the report's page: percent in each cell with its count, the
+    x labels clear of each other, every text inside its cell and on the page."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from ferkit.report import figures
+    from ferkit.report.evaluate import confusion_metrics
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 7, 3589)
+    pred = np.where(rng.random(3589) < 0.7, labels, rng.integers(0, 7, 3589))
+    m = confusion_metrics(labels, pred)
+    fig = figures.confusion_figure(m, "Per class: a model on public_test.csv.gz")
+    assert tuple(fig.get_size_inches().round(2)) == (8.27, 11.69)
+    assert figures.outside_texts(fig) == []
+    ax = next(a for a in fig.axes if a.get_xlabel() == "predicted class")
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    ticks = [t.get_window_extent(renderer) for t in ax.get_xticklabels()]
+    assert len(ticks) == 7 and not any(a.overlaps(b) for a, b in zip(ticks, ticks[1:]))
+    cells = [t for t in ax.texts if t.get_text().endswith("%")]
+    assert len(cells) == 49
+    rates = 100 * np.asarray(m["confusion_normalized"])
+    assert cells[8].get_text() == f"{rates[1, 1]:.1f}%"
+    cell_px = ax.get_window_extent(renderer).width / 7
+    assert all(t.get_window_extent(renderer).width < 0.9 * cell_px for t in ax.texts)
 
 
 def test_make_report_runs_without_weights_and_without_data(trained_run, experiments_dir, tmp_path, capsys):
     """A run folder with only run.json and history.csv gives its table row and curves; a model
     named with --weights must have weights; without --data the report still comes out."""
+    from ferkit.report.pages import repo_path
+
     runs = tmp_path / "runs"
     _fake_experiment(runs, "my-fernet", "fernet", [0.5, 0.6187, 0.61], options={"width": 32})
     out = tmp_path / "r.pdf"
@@ -370,7 +472,8 @@ def test_make_report_runs_without_weights_and_without_data(trained_run, experime
     assert make_report.main(base + ["--weights", str(trained_run)]) == 0
     numbers = json.loads((tmp_path / "r.json").read_text())
     mine = next(r for r in numbers["experiments"] if r["name"] == "my-fernet")
-    assert mine["best_val_accuracy"] == 0.6187 and mine["network"] == "fernet" and mine["folder"] == str(runs / "my-fernet")
+    assert mine["best_val_accuracy"] == 0.6187 and mine["network"] == "fernet"
+    assert mine["folder"] == repo_path(runs / "my-fernet")
     assert "Saliency maps" not in numbers["sections"] and "Experiments" in numbers["sections"]
     text = pdf_text(out)
     assert "61.87" in text and "no --data" in text

@@ -127,7 +127,7 @@ def good_pixels(value=7):
     ("label,feature", [f"1,{good_pixels()}", f"7,{good_pixels()}"], r"line 3: label 7 outside 0\.\.6"),
     ("label,feature", [f"happy,{good_pixels()}"], r"line 2: label 'happy' is not an integer"),
     ("id,feature", [f"x1,{good_pixels()}", f" ,{good_pixels()}"], r"line 3: empty id"),
-    ("id,feature", [f"x1,{good_pixels()}", f'"a,b",{good_pixels()}'], r"line 3: id 'a,b' holds a comma or a quote"),
+    ("id,feature", [f"x1,{good_pixels()}", f'"a,b",{good_pixels()}'], r"line 3: id 'a,b' holds a comma, a quote or a line break"),
     ("label,feature", [f"1,{good_pixels()}", f"2,{good_pixels()},9"], r"bad\.csv, line 3: 3 fields, but the header has 2"),
     # an extra field in the first row: pandas would have taken column 1 as an index and shifted the rest
     ("label,feature", [f"1,{good_pixels()},9", f"2,{good_pixels()}"], r"bad\.csv, line 2: 3 fields, but the header has 2"),

@@ -1,4 +1,4 @@
-"""Explanation methods (ferkit/explain.py) on a synthetic task whose class is decided by a known
+"""Explanation methods (ferkit/explain/) on a synthetic task whose class is decided by a known
 region (data.synthetic): the maps must put their mass there, and shift averaging must take a
 strided network's sampling lattice out of its gradients without moving that mass."""
 import numpy as np

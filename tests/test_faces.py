@@ -174,7 +174,8 @@ def test_folder_is_read_recursively_in_order_and_bad_files_are_named(tmp_path, c
     assert "text.png: cannot read the picture" in err and "notes.txt" not in err
     files = [r["file"] for r in read_rows(out)]
     assert files == [str(folder / "a.jpg")] * 2 + [str(folder / "b" / "2.png")] * 2
-    assert sorted(str(p.relative_to(ann)) for p in ann.rglob("*.*")) == ["a.jpg", "b/2.png"]  # the tree mirrored
+    assert sorted(str(p.relative_to(ann)) for p in ann.rglob("*.*") if not p.name.startswith(".")) == \
+        ["a.jpg", "b/2.png"]  # the tree mirrored (hidden: the outputs guard's record, ferkit/files.py)
 
 
 @pytest.mark.parametrize("every, sampled, annotate", [(1, 7, False), (3, 3, True)])

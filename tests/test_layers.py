@@ -19,7 +19,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # A group of modules imports only from its own group and lower layers. ferkit's base modules
 # import nothing of ours but each other; the package `ferkit` itself (an import-free __init__)
 # counts as base, every other ferkit module as "ferkit".
-BASE_MODULES = ["ferkit", "ferkit.errors", "ferkit.files", "ferkit.backend"]
+BASE_MODULES = ["ferkit", "ferkit.errors", "ferkit.files", "ferkit.backend", "ferkit.limits"]
 LAYER = {"base": 0, "data": 1, "models": 2, "ferkit": 3}
 
 

@@ -44,7 +44,7 @@ def test_check_outputs_refuses_folders_duplicates_and_files_as_parents_and_creat
     _write(tmp_path / "plain.txt")
     with pytest.raises(FERError, match="is a folder, expected a file path"):
         outputs.check_outputs([str(tmp_path)], [])
-    with pytest.raises(FERError, match="given as two different outputs"):
+    with pytest.raises(FERError, match="two outputs would be written to this one path"):
         outputs.check_outputs([str(tmp_path / "a.json"), str(tmp_path / "." / "a.json")], [])
     with pytest.raises(FERError, match=r"plain\.txt is a file, not a folder"):
         outputs.check_outputs([str(tmp_path / "plain.txt" / "deeper" / "out.csv")], [])

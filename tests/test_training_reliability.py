@@ -124,7 +124,7 @@ def test_a_missing_csv_is_one_line_without_loading_tensorflow(tmp_path):
 
 def test_model_options_of_the_wrong_kind_are_one_line(small_csvs, tmp_path, capsys):
     assert train_cnn.main(tiny(small_csvs, tmp_path / "a", "--option", "width=abc")) == 2
-    assert "--option width=abc: model fernet expects an integer for width (its default is 32)" in one_error_line(capsys)
+    assert "--option width=abc: model fernet expects an integer 1..256 for width (its default is 32)" in one_error_line(capsys)
     assert train_cnn.main(tiny(small_csvs, tmp_path / "b", "--option", "depth=2")) == 2
     assert "--option depth=2: model fernet has no option depth (it takes: width, blocks, dropout)" in \
         one_error_line(capsys)

@@ -10,11 +10,17 @@
 Nothing here loads Keras, so bad input is reported before TensorFlow starts. Every problem with
 a file is a FERError naming it; written files appear whole or not at all (ferkit.files).
 Stills are decoded by Pillow (strict: a truncated JPEG or PNG is an error, not a grey band) and
-videos by OpenCV's FFmpeg backend.
+videos are read by OpenCV's FFmpeg backend and written by PyAV's (H.264 or VP9, which browsers play).
+A picture above ferkit.limits.MAX_PICTURE_PIXELS is refused from its header, before it is decoded
+(no DecompressionBombWarning, bounded memory); pictures below it are read whole, and detection runs
+on a copy shrunk to reader.MAX_SIDE pixels on the long side. Float pictures (32-bit TIFF) follow
+to_rgb's rule, as arrays given to the Python API do.
 """
 import contextlib
 import dataclasses
 import os
+import re
+import warnings
 
 import cv2
 import numpy as np
@@ -22,11 +28,21 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ferkit.errors import FERError
 from ferkit.files import output_path
+from ferkit.limits import MAX_PICTURE_PIXELS
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".pgm", ".ppm", ".pnm")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
-# Annotated videos: OpenCV's pip wheels write MPEG-4 Part 2 into .mp4/.mov/.m4v and MJPEG into .avi.
-_FOURCC = {".avi": "MJPG", ".mp4": "mp4v", ".mov": "mp4v", ".m4v": "mp4v"}
+# Annotated videos, written by PyAV (the `av` wheel bundles FFmpeg with libx264 and libvpx): H.264
+# in .mp4/.mov/.m4v and VP9 in .webm, which Chrome, Firefox and Safari play (OpenCV's pip wheels
+# only write MPEG-4 Part 2, which they do not); MJPEG in .avi as before. suffix -> (codec, pixels,
+# options); other suffixes get '.mp4' added. Speed: benchmarks/video_encode.py, README.
+VIDEO_CODECS = {
+    ".mp4": ("libx264", "yuv420p", {"preset": "veryfast", "crf": "23"}),
+    ".mov": ("libx264", "yuv420p", {"preset": "veryfast", "crf": "23"}),
+    ".m4v": ("libx264", "yuv420p", {"preset": "veryfast", "crf": "23"}),
+    ".webm": ("libvpx-vp9", "yuv420p", {"deadline": "realtime", "cpu-used": "8", "crf": "32", "b": "0"}),
+    ".avi": ("mjpeg", "yuvj420p", {"q:v": "3"}),
+}
 PARTIAL_EXIT = 3  # predict.py on a folder: some pictures could not be read; the others' rows are written
 # One colour per class (RGB), in data.CLASS_NAMES order: Angry .. Neutral.
 COLORS = ((230, 40, 40), (120, 170, 20), (150, 60, 200), (255, 200, 0), (40, 110, 230), (255, 120, 0),
@@ -78,35 +94,67 @@ def is_image_name(path):
     return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
 
 
-def list_images(folder):
+def list_images(folder, unreadable=None):
     """Every picture under `folder` (recursively; hidden files and folders skipped), sorted by path.
-    Raises FERError when there is none."""
+    Subfolders that cannot be read are appended to `unreadable` as (path, reason) when it is a
+    list (predict.py names them as skipped), else raise FERError. Raises FERError when there is
+    no picture."""
     folder = os.fspath(folder)
-    found = []
-    for root, dirs, files in os.walk(folder):
+    found, failed = [], []
+
+    def onerror(e):
+        failed.append((os.fspath(e.filename or folder), _reason(e)))
+
+    for root, dirs, files in os.walk(folder, onerror=onerror):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
         found += [os.path.join(root, f) for f in files if is_image_name(f)]
+    if failed and (unreadable is None or not found):
+        where, why = failed[0]
+        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+        raise FERError(f"{where}: cannot read this folder ({why}){more}")
     if not found:
         raise FERError(f"{folder}: no pictures in this folder or below it "
                        f"(looked for {', '.join(IMAGE_SUFFIXES)})")
+    if unreadable is not None:
+        unreadable += failed
     return sorted(found)
+
+
+def _reason(e):
+    if isinstance(e, PermissionError):
+        return "permission denied"
+    return (e.strerror or str(e) or type(e).__name__).splitlines()[0]
+
+
+def csv_name(path):
+    """A path as a CSV cell: file names that are not valid UTF-8 (bytes the file system allows)
+    keep their valid part and show each other byte as \\xNN, instead of failing the write."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def read_image(path):
     """A picture file as uint8 RGB (H, W, 3), turned as its EXIF orientation says (as viewers and
-    cv2.imread show it). Raises FERError naming the file when it cannot be decoded whole."""
+    cv2.imread show it). Raises FERError naming the file when it cannot be decoded whole, or when
+    it has more than MAX_PICTURE_PIXELS pixels (refused from its header, before decoding)."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FERError(f"{path}: no such file" if not os.path.exists(path) else f"{path}: not a file")
     try:
-        with Image.open(path) as im:
-            im.load()  # decodes the whole picture: a truncated file fails here
-            im = ImageOps.exif_transpose(im)
-            if im.mode in ("I", "I;16", "I;16B", "I;16L"):  # 16-bit grey: keep the top 8 bits
-                gray = (np.asarray(im, np.uint32) >> 8).clip(0, 255).astype(np.uint8)
-                return np.repeat(gray[:, :, None], 3, axis=2)
-            return np.asarray(im.convert("RGB"))
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our limit is below Pillow's
+            with Image.open(path) as im:
+                check_pixels(path, im.size)
+                im.load()  # decodes the whole picture: a truncated file fails here
+                ImageOps.exif_transpose(im, in_place=True)  # in place: no copy of a big picture
+                if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # 16/32-bit grey, float grey (TIFF)
+                    return _wide_rgb(path, np.asarray(im))  # by to_rgb's rule, as arrays given to the API
+                return np.asarray(im if im.mode == "RGB" else im.convert("RGB"))
+    except Image.DecompressionBombError as e:  # Pillow's own limit, above ours, refused it at open
+        found = re.search(r"\((\d+) pixels\)", str(e))
+        size = f"{int(found[1]):,} pixels" if found else "more pixels"
+        raise FERError(f"{path}: {size}, above the limit of {MAX_PICTURE_PIXELS:,} for a picture "
+                       "(ferkit/limits.py); shrink it first") from None
+    except (OSError, SyntaxError, ValueError) as e:
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         if isinstance(e, PermissionError):
             reason = "permission denied"
@@ -115,13 +163,32 @@ def read_image(path):
         raise FERError(f"{path}: cannot read the picture ({reason})") from None
 
 
+def check_pixels(path, size):
+    """Refuse a picture of `size` (width, height) above MAX_PICTURE_PIXELS, in one line."""
+    w, h = size
+    if w * h > MAX_PICTURE_PIXELS:
+        raise FERError(f"{path}: {w}x{h} is {w * h:,} pixels, above the limit of {MAX_PICTURE_PIXELS:,} "
+                       "for a picture (ferkit/limits.py); shrink it first")
+
+
+def _wide_rgb(path, a):
+    if a.dtype.byteorder not in ("=", "|"):
+        a = a.astype(a.dtype.newbyteorder("="))
+    try:
+        return to_rgb(a)
+    except FERError as e:
+        raise FERError(f"{path}: {e}") from None
+
+
 def to_rgb(image, order="rgb"):
     """Any picture array a user may hold as uint8 RGB (H, W, 3).
 
     Accepts (H, W) grey, (H, W, 1), (H, W, 3) and (H, W, 4) arrays; `order` says whether colour
     arrays are 'rgb' (Pillow, matplotlib, imageio) or 'bgr' (cv2.imread); alpha is dropped.
+    The one rule for pixel values, for arrays and for picture files alike (read_image uses it):
     uint8 is taken as is; floats are taken as 0..1 (as matplotlib gives) when none exceeds 1,
-    else as 0..255."""
+    else as 0..255; uint16, and other integers holding a value above 255, are 16-bit (0..65535)
+    and keep their top 8 bits; other integers (and booleans) follow the float rule."""
     if order not in ("rgb", "bgr"):
         raise FERError(f"order must be 'rgb' or 'bgr', not {order!r}")
     a = np.asarray(image)
@@ -132,10 +199,13 @@ def to_rgb(image, order="rgb"):
     if a.dtype != np.uint8:
         if not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
             raise FERError(f"expected a numeric picture array, got dtype {a.dtype}")
+        wide = np.issubdtype(a.dtype, np.integer) and (a.dtype == np.uint16 or a.max() > 255)
         a = a.astype(np.float64)
         if not np.all(np.isfinite(a)):
             raise FERError("the picture holds NaN or infinite values")
-        a = np.clip(np.rint(a * 255 if a.max() <= 1 else a), 0, 255).astype(np.uint8)
+        if wide:  # 16-bit: the top 8 bits
+            a = np.floor(np.clip(a, 0, 65535) / 256)
+        a = np.clip(np.rint(a * 255 if not wide and a.max() <= 1 else a), 0, 255).astype(np.uint8)
     if a.ndim == 2:
         return np.repeat(a[:, :, None], 3, axis=2)
     a = a[:, :, :3]
@@ -182,6 +252,7 @@ def open_video(path):
     try:
         if not cap.isOpened() or cap.get(cv2.CAP_PROP_FRAME_WIDTH) <= 0:
             raise FERError(f"{path}: cannot open the video (not a video file, or a codec OpenCV lacks)")
+        check_pixels(path, (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))))
         if not cap.grab():
             raise FERError(f"{path}: the video holds no frame that can be decoded")
         cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
@@ -267,7 +338,7 @@ def annotated_name(name, kind):
     Pillow writes (else + '.png'); videos keep .mp4/.avi/.mov/.m4v and get + '.mp4' otherwise."""
     suffix = os.path.splitext(name)[1].lower()
     if kind.frames:
-        return name if suffix in _FOURCC else name + ".mp4"
+        return name if suffix in VIDEO_CODECS else name + ".mp4"
     writable = suffix in (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
     return name if writable else name + ".png"
 
@@ -280,6 +351,7 @@ class Job:
     files: list  # pictures to read, in order (the video itself for a video)
     annotated: dict  # input file -> path of its annotated copy (empty without --annotate)
     first: np.ndarray | None = None  # a single picture, already decoded by plan()
+    skipped: list = dataclasses.field(default_factory=list)  # (subfolder, reason): folders that cannot be read
 
 
 def plan(path, annotate=None):
@@ -287,12 +359,18 @@ def plan(path, annotate=None):
 
     Raises FERError (one line naming the file) for a missing, unreadable or truncated picture, a
     video that cannot be opened, a folder without pictures, an --annotate path that is a file or
-    a copy that would overwrite an input."""
+    a copy that would overwrite an input. The copies are outputs the user did not name one by one:
+    predict.py hands them to the outputs guard (ferkit.files.check_outputs, `derived`) with the CSV,
+    before any model loads."""
     path = os.fspath(path)
     kind = input_kind(path)
     if kind.start is None:
         raise FERError(f"{path}: not a picture, folder or video")
-    files, first = kind.start(path)
+    skipped = []
+    if kind is FOLDER:  # unreadable subfolders are skipped, as unreadable pictures are
+        files, first = list_images(path, unreadable=skipped), None
+    else:
+        files, first = kind.start(path)
     annotated = {}
     if annotate is not None:
         annotate = os.fspath(annotate)
@@ -306,24 +384,97 @@ def plan(path, annotate=None):
             if os.path.realpath(out) in inputs:
                 raise FERError(f"{out}: the annotated copy would overwrite an input picture; "
                                "choose another --annotate folder")
-    return Job(kind, path, files, annotated, first)
+    return Job(kind, path, files, annotated, first, skipped)
+
+
+class _VideoWriter:
+    """Frames (uint8 RGB, all of one size) into an open PyAV container; see video_writer."""
+
+    def __init__(self, container, codec, pixels, options, fps, size):
+        import fractions
+
+        self._container = container
+        rate = fractions.Fraction(fps).limit_denominator(1001)
+        self._stream = container.add_stream(codec, rate=rate, options=dict(options))
+        # 4:2:0 needs even sides: odd ones are padded by one repeated edge pixel
+        self.size = tuple(int(v) for v in size)
+        self._stream.width, self._stream.height = (v + v % 2 for v in self.size)
+        self._stream.pix_fmt = pixels
+        self.frames = 0
+
+    def write(self, rgb):
+        import av
+
+        rgb = np.asarray(rgb, np.uint8)
+        if rgb.shape[1::-1] != self.size:
+            raise FERError(f"video frame of {rgb.shape[1]}x{rgb.shape[0]} pixels in a video of "
+                           f"{self.size[0]}x{self.size[1]}")
+        pad = (self._stream.height - rgb.shape[0], self._stream.width - rgb.shape[1])
+        if any(pad):
+            rgb = np.pad(rgb, ((0, pad[0]), (0, pad[1]), (0, 0)), mode="edge")
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        frame.pts = self.frames
+        self._container.mux(self._stream.encode(frame))
+        self.frames += 1
+
+    def finish(self):
+        self._container.mux(self._stream.encode(None))  # flush the encoder's delayed frames
 
 
 @contextlib.contextmanager
 def video_writer(path, fps, size):
-    """A cv2.VideoWriter-like object with .write(rgb) whose file appears only when the block ends
-    without error."""
-    suffix = os.path.splitext(path)[1].lower()
-    with output_path(path) as tmp:
-        writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*_FOURCC.get(suffix, "mp4v")), fps, size)
-        if not writer.isOpened():
-            raise FERError(f"{path}: OpenCV cannot write a video here")
+    """An object with .write(rgb) (uint8 RGB frames of `size` = (width, height)) that encodes a
+    video the suffix chooses (VIDEO_CODECS: H.264 for .mp4, VP9 for .webm) and whose file appears
+    only when the block ends without error. MP4s are written with their index first (faststart),
+    so that a browser starts playing before the whole file has arrived. Before the file takes its
+    name it is read back: it must hold every frame written (a full disk or a failing encoder that
+    reported nothing would leave a short video), else one FERError line and no file."""
+    import av  # PyAV: only where a video is written
 
-        class _Writer:
-            def write(self, rgb):
-                writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    suffix = os.path.splitext(os.fspath(path))[1].lower()
+    codec, pixels, options = VIDEO_CODECS.get(suffix, VIDEO_CODECS[".mp4"])
+    fmt = {".webm": "webm", ".avi": "avi", ".mov": "mov"}.get(suffix, "mp4")
+    muxer = {"movflags": "+faststart"} if fmt in ("mp4", "mov") else {}
+    calls = [0]
 
+    def check(tmp):
+        found = _frame_count(tmp)
+        if found != calls[0]:
+            raise FERError(f"{path}: cannot write (the video came out with {found} of {calls[0]} frames; "
+                           "is the disk full?); nothing was written")
+
+    with output_path(path, check=check) as tmp:
         try:
-            yield _Writer()
+            container = av.open(tmp, mode="w", format=fmt, options=muxer)
+        except (OSError, av.FFmpegError) as e:
+            raise FERError(f"{path}: cannot write a video here ({e})") from None
+        try:
+            writer = _VideoWriter(container, codec, pixels, options, fps, size)
+            encode = writer.write
+
+            def write(rgb):  # counted here, whatever the encoder does with it
+                calls[0] += 1
+                encode(rgb)
+
+            writer.write = write
+            yield writer
+            writer.finish()
+        except av.FFmpegError as e:
+            raise FERError(f"{path}: the video encoder failed ({e})") from None
         finally:
-            writer.release()
+            try:
+                container.close()  # writes the index: a full disk may show only here
+            except av.FFmpegError as e:
+                raise FERError(f"{path}: cannot write ({str(e).splitlines()[0][:200]}); nothing was written") from None
+
+
+def _frame_count(path):
+    """Video frames in a written file, counted by reading its packets (no decoding); 0 if unreadable."""
+    import av
+
+    try:
+        with av.open(os.fspath(path)) as container:
+            stream = container.streams.video[0]
+            return sum(1 for packet in container.demux(stream) if packet.size)
+    except (OSError, IndexError, av.FFmpegError):
+        return 0

@@ -107,7 +107,8 @@ class FaceReader:
 
     Args:
         weights: a run folder or .weights.h5 path, a list of them (an ensemble), or None (the
-            default run: the best finished run under runs/, else the bundled model).
+            default run: of the finished runs under runs/ and the bundled models, the one with the highest
+            recorded validation accuracy).
         tta: average 10 views of each face.
         detector: a name in ferkit.faces.detect.DETECTORS, a Detector, or None (default_detector()).
         batch_size: faces per model call."""
@@ -186,13 +187,16 @@ def predict_files(job, out_csv, weights=None, tta=False, probs=False, every=1, d
         def write(name, frame, faces):
             counts["faces"] += len(faces)
             for face in faces:
-                row = [name, frame, *face.box, face.label, face.emotion]
+                row = [media.csv_name(name), frame, *face.box, face.label, face.emotion]
                 out.writerow(row + [f"{p:.5f}" for p in face.probs] * probs)
             if job.kind is media.CAMERA:  # live: say what the camera sees as it comes
                 f.flush()
                 print(f"frame {frame}: " + (", ".join(f"{face.emotion} {face.confidence:.0%} at {face.box}"
                                                       for face in faces) or "no face"), flush=True)
 
+        for folder, why in job.skipped:  # subfolders that could not be read, as unreadable pictures
+            print(f"skipped: {folder}: cannot read this folder ({why})", file=sys.stderr)
+            counts["skipped"] += 1
         if job.kind.frames:
             tracker = BoxTracker(reader.detector, detect_every if every == 1 else 1, second, second_every)
             _video(reader, job, every, write, counts, tracker)
@@ -204,7 +208,9 @@ def predict_files(job, out_csv, weights=None, tta=False, probs=False, every=1, d
     msg = (f"wrote {plural(counts['faces'], 'face')} from {plural(counts['pictures'], unit)} to {out_csv} "
            f"in {time.time() - t0:.1f} s")
     if counts["skipped"]:
-        msg += f"; {plural(counts['skipped'], 'unreadable picture')} skipped (named above), exit status {media.PARTIAL_EXIT}"
+        what = "unreadable picture" if not job.skipped else "unreadable picture or folder"
+        what = plural(counts["skipped"], what).replace("picture or folders", "pictures or folders")
+        msg += f"; {what} skipped (named above), exit status {media.PARTIAL_EXIT}"
     print(msg)
     return media.PARTIAL_EXIT if counts["skipped"] else 0
 

@@ -99,7 +99,7 @@ def pick_examples(labels, pred, per_class, seed=0):
 class ExplainedFaces:
     rows: list  # row indices in the CSV
     images: np.ndarray  # uint8 (n, 48, 48, 1)
-    titles: list  # "true Happy\npred Sad 0.61" per face
+    titles: list  # "true Happy\npred Sad 61%" per face
     colors: list  # green: right, red: wrong, black: unlabelled
     columns: list  # [(title, maps (n, 48, 48))] per method
     explained: list  # the class each face's maps explain
@@ -124,7 +124,7 @@ def explain_examples(model, ds, methods, per_class=2, target="pred", seed=0, **o
     names = data.CLASS_NAMES
     titles, colors = [], []
     for i in rows:
-        guess = f"pred {names[pred[i]]} {probs[i, pred[i]]:.2f}"
+        guess = f"pred {names[pred[i]]} {probs[i, pred[i]]:.0%}"
         if ds.labels is None:
             titles.append(f"row {i}\n{guess}")
             colors.append("black")

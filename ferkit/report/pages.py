@@ -15,8 +15,43 @@ import os
 
 from ferkit.errors import FERError
 from ferkit.runs.layout import find_runs, read_info
+from ferkit.runs.load import PRETRAINED_DIR
 from ferkit.report import experiments, figures
 from ferkit.report.experiments import PUBLISHED
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def repo_path(path):
+    """`path` as the report prints it: relative to the repository, never this machine's absolute
+    path (a file outside the repository gets ../ steps)."""
+    if not path:
+        return path
+    return os.path.relpath(os.path.abspath(os.fspath(path)), REPO)
+
+
+def repo_command(command):
+    """A command line with every absolute path in it (also after --opt=) made repo_path()."""
+    def one(word):
+        key, eq, value = word.rpartition("=") if "=" in word and not word.startswith("/") else ("", "", word)
+        return key + eq + (repo_path(value) if os.path.isabs(value) else value)
+
+    return " ".join(one(w) for w in command.split(" "))
+
+
+def is_bundled(run_dir):
+    """Whether a run folder is one of the models shipped in models/pretrained/."""
+    inside = os.path.realpath(run_dir)
+    return os.path.commonpath([inside, os.path.realpath(PRETRAINED_DIR)]) == os.path.realpath(PRETRAINED_DIR)
+
+
+def shown_name(model, run_dir):
+    """How the report names the model it shows: "bundled fernet" for models/pretrained/fernet,
+    else "<network> run <folder name>", so it is never mistaken for the experiment of that name."""
+    if is_bundled(run_dir):
+        return f"bundled {model}"
+    return f"{model} run {os.path.basename(os.path.normpath(run_dir))}"
+
 
 # The course report's two ablations, as it states them without naming the network: (what,
 # suffix of our experiment without it, report % without, report % with).
@@ -36,6 +71,7 @@ class Row:
     summary: dict | None = None  # ferkit.report.experiments.summarize(folder)
     history: list = dataclasses.field(default_factory=list)
     val_file: str | None = None  # what it validated on (a file name, or "a 10% split")
+    model: str | None = None  # the network (run.json "model"), to tell two trainings of one network apart
 
 
 def describe(info):
@@ -74,7 +110,8 @@ def _fill(row, folder):
     """Row with the run files of `folder` read in (None summary: no finished epoch there)."""
     row.folder, row.summary = folder, experiments.summarize(folder)
     row.history = experiments.read_history(folder)
-    row.val_file = _validated_on(read_info(folder))
+    info = read_info(folder)
+    row.val_file, row.model = _validated_on(info), info.get("model")
     return row
 
 
@@ -119,15 +156,46 @@ def _report(row):
     return "-" if row.published is None else f"{row.published:.2f}"
 
 
-def glance_rows(rows):
-    """Page 1: every run with a figure of the report's, and every run measured here."""
+def glance_rows(rows, shown=None):
+    """Page 1: every run with a figure of the report's, every run measured here, and last the
+    model shown when it is none of those (the bundled model is not the experiments' fernet)."""
     out = []
     for r in rows:
         if r.summary is None and r.published is None:
             continue
         s = r.summary
-        out.append([r.name, r.what, _report(r), _pct(s["best"]) if s else _absent(r), _pct(s["last"]) if s else ""])
+        what = r.what + (" (the model shown)" if _is_shown(r, shown) else "")
+        out.append([r.name, what, _report(r), _pct(s["best"]) if s else _absent(r), _pct(s["last"]) if s else ""])
+    s = shown_summary(rows, shown)
+    if s:
+        out.append([shown["name"], f"{shown['label']} in {shown['run_dir']} (the model shown)", "-", _pct(s["best"]),
+                    _pct(s["last"])])
     return out
+
+
+def _is_shown(row, shown):
+    return bool(shown and shown.get("run_dir") and row.folder
+                and os.path.realpath(row.folder) == os.path.realpath(os.path.join(REPO, shown["run_dir"])))
+
+
+def shown_summary(rows, shown):
+    """The model shown as a table row's numbers, when it is not one of `rows`; else None."""
+    if not shown or not shown.get("run_dir") or any(_is_shown(r, shown) for r in rows):
+        return None
+    return experiments.summarize(os.path.join(REPO, shown["run_dir"]))
+
+
+def namesake_lines(rows, shown):
+    """One sentence per run of the table that trained the same network as the model shown but is
+    another run (the experiments' 45-minute fernet beside the bundled fernet): two figures for
+    "fernet" must not read as one."""
+    s = shown_summary(rows, shown)
+    if not s:
+        return []
+    return [f"{r.name} ({_pct(r.summary['best'])}% best val) is the experiments' own training of the "
+            f"{r.model} network ({r.summary['minutes']:.0f} minutes); {shown['name']} ({_pct(s['best'])}%, "
+            f"{s['minutes']:.0f} minutes) is another training of it, {shown['run_dir']}, the model the following "
+            "pages show." for r in measured(rows) if r.model == shown.get("label") and not _is_shown(r, shown)]
 
 
 def table_rows(rows):
@@ -156,13 +224,13 @@ def comparison_lines(rows):
         pairs = [(by_name[n], by_name[n + suffix]) for n in by_name if n + suffix in by_name]
         found = [f"{base.name} {_pct(ab.summary['best'])} -> {_pct(base.summary['best'])}"
                  for base, ab in pairs if base.summary and ab.summary]
-        lines.append(f"{what}: the report {without:.0f}% -> {with_:.0f}% (without -> with); ours "
-                     + ("; ".join(found) if found else "not measured yet") + " (best val %)")
+        lines.append(f"{what}, without -> with: the report {without:.0f}% -> {with_:.0f}%; ours, best val %: "
+                     + ("; ".join(found) if found else "not measured yet"))
     for r in rows:
         base = by_name.get(r.name.removeprefix("dnn_"))
         if r.name.startswith("dnn_") and base is not None and r.summary and base.summary:
-            lines.append(f"Same size, fully connected: {r.name} {_pct(r.summary['best'])} against "
-                         f"{base.name} {_pct(base.summary['best'])} (best val %)")
+            lines.append(f"Same size, fully connected, best val %: {r.name} {_pct(r.summary['best'])} against "
+                         f"{base.name} {_pct(base.summary['best'])}")
     return lines
 
 
@@ -181,90 +249,120 @@ def val_note(rows, data_path=None):
 
 # ---------------------------------------------------------------- pages
 
-
-def _heading(fig, title, subtitle=None):
-    fig.text(0.5, 0.965, title, ha="center", fontsize=15, weight="bold")
-    if subtitle:
-        fig.text(0.5, 0.945, subtitle, ha="center", fontsize=9, color="0.3")
+ROW_H = 0.2  # inches per table row on the A4 pages
+GLANCE_READING = ("the table puts each run measured here beside the course report's figure for the same network; "
+                  "the notes answer the report's questions from those runs. Below: the model the following pages "
+                  "show, and its confusion matrix, each row one true class summing to 100%.")
 
 
 def glance_page(rows, shown, created):
     """Page 1: the results table beside the report's, the comparisons, and the model shown with
     its confusion matrix (or, without test data, its accuracy curves)."""
-    fig = figures.new_figure(*figures.A4_PORTRAIT)
-    _heading(fig, "FER2013 expression recognition: results at a glance", f"made {created:%Y-%m-%d %H:%M}")
-    table = glance_rows(rows)
-    ax = figures.table_axes(fig, len(table), 0.92)
-    figures.draw_table(ax, GLANCE_HEADER, table, fontsize=7.5, col_widths=[0.2, 0.38, 0.1, 0.16, 0.16], fill=True)
-    y = figures.text_block(fig, comparison_lines(rows) + [""] + [val_note(rows, shown.get("data"))],
-                           ax.get_position().y0 - 0.03, left=0.05, fontsize=7.5, width=118, family="sans-serif")
-    y = figures.text_block(fig, shown_lines(shown), y - 0.01, left=0.05, fontsize=8, width=110,
-                           family="sans-serif")
-    ax = fig.add_axes([0.2, 0.09, 0.62, max(min(y - 0.14, 0.36), 0.15)])
-    if shown.get("metrics"):
-        figures.draw_confusion(ax, shown["metrics"])
-        ax.set_title(f"{shown['label']}: confusion matrix on {os.path.basename(shown['data'])} "
-                     "(rows normalized, counts in brackets)", fontsize=8)
-    else:
-        figures.draw_accuracy_curves(ax, [(shown["label"], shown.get("history") or [])])
-        ax.set_title(f"{shown['label']}: accuracy per epoch (no --data: no confusion matrix)", fontsize=8)
-    return fig
+    page = figures.Page("FER2013 expression recognition: results at a glance", GLANCE_READING,
+                        f"made {created:%Y-%m-%d %H:%M}")
+    table = glance_rows(rows, shown)
+    h = ROW_H * (len(table) + 1)
+    ax = page.axes(page.left, page.y - h, page.text_width, h)
+    figures.draw_table(ax, GLANCE_HEADER, table, fontsize=figures.SMALL_SIZE, col_widths=[0.19, 0.41, 0.1, 0.15, 0.15],
+                       fill=True)
+    page.y -= h + 0.1
+    page.lines(comparison_lines(rows) + [""] + [val_note(rows, shown.get("data"))], figures.SMALL_SIZE)
+    page.y -= 0.08
+    page.lines(shown_lines(shown) + namesake_lines(rows, shown), figures.SMALL_SIZE)
+    room = page.y - page.bottom - 0.95  # the title above the matrix, the labels below it
+    name = f"{shown.get('name')} ({shown.get('run_dir')})"
+    if shown.get("metrics") and room >= 7 * 0.42:
+        side = min(room, 7 * 0.6)
+        ax = page.axes(page.left + 1.1, page.y - 0.35 - side, side, side)
+        figures.draw_confusion(ax, shown["metrics"], figures.SMALL_SIZE,
+                               colorbar=page.axes(page.left + 1.25 + side, page.y - 0.35 - side, 0.1, side))
+        ax.set_title(f"confusion matrix of {name} on {os.path.basename(shown['data'])}", fontsize=figures.SMALL_SIZE)
+    elif shown.get("metrics"):
+        page.paragraph("Its confusion matrix is on the Per class page.", figures.SMALL_SIZE)
+    elif shown.get("history"):
+        h = min(page.y - page.bottom - 0.9, 3.5)
+        ax = page.axes(page.left + 0.6, page.y - 0.35 - h, page.text_width - 0.7, h)
+        figures.draw_accuracy_curves(ax, [(shown.get("name"), shown.get("history") or [])])
+        ax.set_title(f"{name}: accuracy per epoch (no --data: no confusion matrix)", fontsize=figures.SMALL_SIZE)
+    return page.fig
 
 
 def shown_lines(shown):
     """What page 1 says about the model whose figures follow."""
     if shown.get("error"):
         return [f"No model figures: {shown['error']}"]
-    lines = [f"The model shown in this report's figures: {shown['label']} ({shown['run_dir']}; {shown['why']})."]
+    lines = [f"The model shown on the following pages: {shown['name']}, the {shown['label']} network in "
+             f"{shown['run_dir']}; {shown['why']}."]
     if shown.get("metrics"):
         m = shown["metrics"]
         lines.append(f"Its accuracy on {shown['data']}: {m['accuracy']:.2%} of {m['n']:,} faces "
-                     f"(macro F1 {m['macro_f1']:.3f}).")
+                     f"(macro F1 {m['macro_f1']:.1%}).")
         if shown.get("same_as_validation"):
-            lines.append(f"{os.path.basename(shown['data'])} is also this run's validation set: this is the same "
-                         "figure as its best validation accuracy, and the epoch kept was chosen on it.")
+            lines.append(_same_set_line(shown, m))
     return lines
+
+
+def _same_set_line(shown, m):
+    """The test data is the run's validation set: say whether the accuracy scored here is the one
+    its history.csv recorded in training (the table's), and if not, by how many faces they differ."""
+    name = os.path.basename(shown["data"])
+    vals = figures.history_column(shown.get("history") or [], "val_accuracy")
+    faces = round(abs(max(vals) - m["accuracy"]) * m["n"]) if vals else 0
+    if not faces:
+        return (f"{name} is also this run's validation set: this is the same figure as its best validation "
+                "accuracy, and the epoch kept was chosen on it.")
+    return (f"{name} is also this run's validation set, and the epoch kept was chosen on it: its history.csv "
+            f"records {max(vals):.2%} for that epoch (the table's figure); scored again here the same weights get "
+            f"{m['accuracy']:.2%}, {faces} face{'s' if faces > 1 else ''} of {m['n']:,} apart.")
+
+
+EXPERIMENTS_READING = ("one row per run: its best validation accuracy (the epoch it was reached) and the last "
+                       "epoch's, beside the course report's figure. In the plot, each colour is one run: solid "
+                       "lines are validation accuracy per epoch, dashed lines training accuracy.")
 
 
 def experiments_page(rows):
     """The experiments table (ours beside the report's) and one plot of every run's training and
     validation accuracy per epoch."""
-    fig = figures.new_figure(*figures.A4_PORTRAIT)
-    _heading(fig, "The report's experiments, measured here",
-             "accuracies from each run's history.csv; hardware keys below the table")
+    page = figures.Page("The report's experiments, measured here", EXPERIMENTS_READING,
+                        "accuracies from each run's history.csv; hardware keys below the table")
     table, hardware = table_rows(rows)
-    ax = figures.table_axes(fig, len(table), 0.92, left=0.02, width=0.96)
+    h = ROW_H * (len(table) + 1)
+    ax = page.axes(page.left - 0.25, page.y - h, page.text_width + 0.5, h)
     figures.draw_table(ax, TABLE_HEADER, table, fontsize=6.5, fill=True,
-                       col_widths=[0.15, 0.24, 0.09, 0.06, 0.11, 0.08, 0.07, 0.07, 0.07])
-    notes = [f"{key} {hw}" for key, hw in hardware.items()] + [val_note(rows)]
-    y = figures.text_block(fig, notes, ax.get_position().y0 - 0.025, left=0.04, fontsize=7, width=125,
-                           family="sans-serif")
-    ax = fig.add_axes([0.1, 0.15, 0.85, max(y - 0.18, 0.2)])  # the legend goes below
+                       col_widths=[0.15, 0.25, 0.09, 0.06, 0.11, 0.08, 0.07, 0.07, 0.06])
+    page.y -= h + 0.1
+    page.lines([f"{key} {hw}" for key, hw in hardware.items()] + [val_note(rows)], figures.SMALL_SIZE)
+    n = len(measured(rows)) + 2
+    legend = 0.55 + 0.16 * -(-n // 4)
+    h = max(page.y - page.bottom - 0.35 - legend, 2.0)
+    ax = page.axes(page.left + 0.6, page.y - 0.3 - h, page.text_width - 0.7, h)
     files = sorted({r.val_file for r in measured(rows) if r.val_file})
     figures.draw_accuracy_curves(ax, [(r.name, r.history) for r in measured(rows)],
                                  f"validation ({', '.join(files)})" if files else "validation", legend_below=True)
-    ax.set_title("accuracy per epoch of every run: validation (solid) and training (dashed)", fontsize=9)
-    return fig
+    ax.set_title("accuracy per epoch of every run: validation (solid) and training (dashed)",
+                 fontsize=figures.TEXT_SIZE)
+    return page.fig
 
 
 def closing_pages(rows, shown, command, hosts, created):
     """Hardware, software, the commands of every run and of this report, and where the files are:
-    as many pages as the runs need."""
+    as many pages as the runs need. Paths are the repository's, not this machine's."""
     lines = [f"Made: {created:%Y-%m-%d %H:%M}", "", "Hardware of the runs:"]
     lines += [f"  {h}" for h in hosts] or ["  (not recorded)"]
     lines += ["", "Runs (name: folder; the command that trained it):"]
     for r in measured(rows):
-        lines.append(f"  {r.name}: {r.folder}")
-        lines.append(f"    {r.summary['command'] or '(no command recorded)'}")
+        lines.append(f"  {r.name}: {repo_path(r.folder)}")
+        lines.append(f"    {repo_command(r.summary['command']) or '(no command recorded)'}")
     missing = [r.name for r in rows if r.summary is None and (r.gpu or r.published is not None)]
     if missing:
         lines += ["", "Not measured here: " + ", ".join(missing)]
     if shown.get("run_dir"):
-        lines += ["", f"Model shown: {shown['run_dir']}", f"Test data: {shown.get('data') or '(none)'}"]
+        lines += ["", f"Model shown: {shown['name']}, {shown['run_dir']}", f"Test data: {shown.get('data') or '(none)'}"]
     lines += ["", "This report was made with:", f"  {command}", "",
-              "The report's figures are typed in ferkit/report/experiments.py and ferkit/report/pages.py and labelled as "
-              "the report's; every other number is read from the run files or computed from the test data."]
-    return figures.text_pages(lines, "How this report was made", fontsize=8, width=100)
+              "The report's figures are typed in ferkit/report/experiments.py and ferkit/report/pages.py and labelled "
+              "as the report's; every other number is read from the run files or computed from the test data."]
+    return figures.text_pages(lines, "How this report was made")
 
 
 def architecture_rows(model):
@@ -277,10 +375,10 @@ def architecture_rows(model):
     return rows
 
 
-def appendix_pages(model, label):
+def appendix_pages(model, name):
     return figures.table_pages(["layer", "type", "output shape", "params"], architecture_rows(model),
-                               f"Appendix: the layers of {label}, {model.count_params():,} parameters",
-                               per_page=45, col_widths=[0.3, 0.25, 0.3, 0.15])
+                               f"Appendix: the layers of {name}", per_page=40, col_widths=[0.3, 0.25, 0.3, 0.15],
+                               subtitle=f"{model.count_params():,} parameters")
 
 
 def numbers(rows):
@@ -288,10 +386,11 @@ def numbers(rows):
     out = []
     for r in rows:
         s = r.summary or {}
-        out.append({"name": r.name, "network": r.what, "folder": r.folder, "published": r.published,
+        out.append({"name": r.name, "network": r.what, "folder": repo_path(r.folder), "published": r.published,
                     "best_val_accuracy": s.get("best"), "best_epoch": s.get("best_epoch"),
                     "last_val_accuracy": s.get("last"), "epochs": s.get("epochs"),
                     "minutes": None if not s else round(s["minutes"], 1), "params": s.get("params"),
+                    "network_name": r.model,
                     "hardware": s.get("hardware"), "validated_on": r.val_file,
                     "status": "measured" if r.summary else _absent(r)})
     return out

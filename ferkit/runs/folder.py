@@ -116,7 +116,7 @@ def restore_state(model, run_dir, epoch):
     model.optimizer.build(model.trainable_variables)
     try:
         model.load_weights(path)
-    except (OSError, ValueError, KeyError) as e:
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as e:  # h5py's errors on a damaged file
         raise FERError(f"{path}: damaged training state ({str(e).splitlines()[0][:200]}); cannot resume") from None
 
 

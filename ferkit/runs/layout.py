@@ -18,6 +18,8 @@ import json
 import os
 
 from ferkit.errors import FERError
+from ferkit.limits import MAX_RUN_JSON_BYTES
+from ferkit.runs import schema
 
 RUN_FILE = "run.json"
 WEIGHTS_FILE = "best.weights.h5"
@@ -35,18 +37,28 @@ def state_file(run_dir, epoch):
 
 
 def read_info(run_dir):
-    """run.json of `run_dir` as a dict, or a one-line FERError."""
+    """run.json of `run_dir` as a dict checked against ferkit/runs/schema.py, or a one-line FERError."""
     path = os.path.join(run_dir, RUN_FILE)
     if not os.path.isfile(path):
         raise FERError(f"{run_dir}: not a run folder (no {RUN_FILE}); train one with `python train_cnn.py train.csv`")
+    schema.inside(run_dir, path)
     try:
-        with open(path) as f:
+        if os.path.getsize(path) > MAX_RUN_JSON_BYTES:
+            raise FERError(f"{path}: larger than {MAX_RUN_JSON_BYTES:,} bytes; not a run.json of this toolkit")
+        with open(path, encoding="utf-8") as f:
             info = json.load(f)
+    except RecursionError:
+        raise FERError(f"{path}: nested too deeply; not a run.json of this toolkit") from None
     except (OSError, ValueError) as e:
-        raise FERError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(info, dict) or "model" not in info:
+        raise FERError(f"{path}: not valid JSON ({str(e).splitlines()[0][:200]})") from None
+    if isinstance(info, dict) and "model" not in info:
         raise FERError(f"{path}: no 'model' entry")
-    return info
+    return schema.validate(info, path)  # untrusted: types and bounds before anything uses it
+
+
+def weights_path(run_dir, info):
+    """The run's own weights file as run.json names it, refused unless inside the run folder."""
+    return schema.weights_path(run_dir, info, WEIGHTS_FILE)
 
 
 def members(path):
@@ -68,8 +80,14 @@ def read_history(folder):
     path = os.path.join(folder, HISTORY_FILE)
     if not os.path.exists(path):
         return []
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+    schema.inside(folder, path)
+    if os.path.getsize(path) > MAX_RUN_JSON_BYTES * 16:
+        raise FERError(f"{path}: larger than {MAX_RUN_JSON_BYTES * 16:,} bytes; not a history.csv of this toolkit")
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            return list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise FERError(f"{path}: not a readable history.csv ({str(e).splitlines()[0][:200]})") from None
 
 
 def run_files(path):
@@ -81,6 +99,10 @@ def run_files(path):
     if os.path.isdir(folder):
         files += [os.path.join(folder, f) for f in sorted(os.listdir(folder))
                   if os.path.isfile(os.path.join(folder, f))]
+        if os.path.isfile(os.path.join(folder, RUN_FILE)):  # run.json checked (schema) before TensorFlow loads
+            named = weights_path(folder, read_info(folder))
+            if not any(os.path.abspath(named) == os.path.abspath(f) for f in files):
+                files.append(named)
     return files
 
 

@@ -26,7 +26,7 @@ def backup_and_restore_state(run_dir, epoch):
     try:
         with open(os.path.join(folder, "training_metadata.json")) as f:
             matches = json.load(f).get("epoch") == epoch
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, RecursionError):  # untrusted: any JSON, any depth
         return None
     return os.path.join(folder, "latest.weights.h5") if matches else None
 

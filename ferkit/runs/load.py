@@ -5,16 +5,18 @@ default run), the default-run rule, and the weights' save and sha256 check. File
 """
 import glob
 import hashlib
+import io
 import logging
 import os
+import sys
 import tempfile
 import warnings
 
 import models
 from ferkit.errors import FERError
-from ferkit.files import atomic_path
+from ferkit.files import output_path
 from ferkit.runs import legacy
-from ferkit.runs.layout import HISTORY_FILE, RUN_FILE, RUNS_DIR, WEIGHTS_FILE, TEACHER_FILE, read_info, run_files  # noqa: F401
+from ferkit.runs.layout import HISTORY_FILE, RUN_FILE, RUNS_DIR, WEIGHTS_FILE, TEACHER_FILE, read_info, run_files, weights_path  # noqa: F401
 
 PRETRAINED_DIR = os.path.join(os.path.dirname(os.path.abspath(models.__file__)), "pretrained")
 
@@ -45,7 +47,10 @@ def _candidate(run_dir, require_done):
         info = read_info(run_dir)
     except FERError:
         return None
-    weights = os.path.join(run_dir, info.get("weights", WEIGHTS_FILE))
+    try:
+        weights = weights_path(run_dir, info)
+    except FERError:
+        return None
     if not os.path.isfile(weights) or (require_done and info.get("status") != "done"):
         return None
     acc = info.get("val_accuracy")
@@ -71,6 +76,8 @@ def default_run(runs_dir=None):
 def build_from_info(info, augment=False):
     """The run's network, rebuilt from its JSON (without augmentation unless asked)."""
     legacy.refuse_retired(info)
+    where = os.path.join(info.get("run_dir", ""), RUN_FILE)
+    models.check_options(info["model"], info.get("options") or {}, where=f"{where}: option")  # before building
     return models.build_model(info["model"], augment=info.get("augment") if augment else None,
                        preprocess=info.get("preprocess"), **info.get("options", {}))
 
@@ -89,7 +96,7 @@ def load_run(path=None, weights_file=None):
     info = read_info(run_dir)
     info["run_dir"] = run_dir
     legacy.refuse_retired(info)  # before the weights: an old run's file is fine, its network is not
-    own = os.path.join(run_dir, info.get("weights", WEIGHTS_FILE))
+    own = weights_path(run_dir, info)
     weights = weights_file or own
     if not os.path.exists(weights):
         raise FERError(f"{weights}: no such weights file (did the run in {run_dir} finish an epoch?)")
@@ -97,6 +104,9 @@ def load_run(path=None, weights_file=None):
     if info.get("weights_sha256") and os.path.exists(own) and os.path.samefile(weights, own):
         if file_sha256(weights) != info["weights_sha256"]:
             raise FERError(f"{weights}: damaged (checksum does not match {RUN_FILE}); retrain or restore it")
+    elif not info.get("weights_sha256"):  # removing the entry must not switch the check off unseen
+        print(f"warning: {os.path.join(run_dir, RUN_FILE)} records no weights_sha256, so {weights} "
+              "cannot be checked for damage", file=sys.stderr, flush=True)
     model = build_from_info(info)
     load_weights(model, weights)
     return model, info
@@ -110,22 +120,56 @@ def file_sha256(path):
     return digest.hexdigest()
 
 
+def weights_bytes(model, optimizer=True):
+    """The model's weights as the bytes of a Keras .weights.h5 file, built in memory (with the
+    optimizer state of a compiled model unless `optimizer` is False).
+
+    Why in memory: HDF5 writing straight to a full disk fails inside h5py and leaves its objects
+    half-closed, which print tracebacks when they are freed and crash the interpreter at exit
+    (exit 139). Written by plain Python afterwards, a full disk is one OSError like any other."""
+    import h5py
+
+    buf = io.BytesIO()
+    try:
+        from keras.src.saving import saving_lib
+
+        store = saving_lib.H5IOStore(buf, mode="w")
+        try:
+            saving_lib._save_state(model, weights_store=store, assets_store=None, inner_path="",
+                                   visited_saveables=set())
+        finally:
+            store.close()
+    except (ImportError, AttributeError, TypeError):  # another Keras: its public call, through a scratch file
+        with tempfile.TemporaryDirectory() as scratch:
+            full = os.path.join(scratch, "full.weights.h5")
+            model.save_weights(full)
+            with open(full, "rb") as f:
+                buf = io.BytesIO(f.read())
+    if optimizer:
+        return buf.getvalue()
+    lean = io.BytesIO()
+    with h5py.File(io.BytesIO(buf.getvalue()), "r") as fin, h5py.File(lean, "w") as fout:
+        for key, value in fin.attrs.items():
+            fout.attrs[key] = value
+        for key in fin:
+            if key != "optimizer":
+                fin.copy(fin[key], fout, name=key)
+    return lean.getvalue()
+
+
+def write_bytes(path, blob):
+    """`blob` to `path` atomically (ferkit.files.output_path: one-line FERError on a full disk)."""
+    with output_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(blob)
+
+
 def save_weights(model, path):
     """Atomically write the model's weights as HDF5, without the optimizer state that Keras 3
     adds for a compiled model (2-3x the network's size; inference never needs it). Returns the
     file's sha256 hex digest, for run.json's "weights_sha256"."""
-    import h5py
-
-    with tempfile.TemporaryDirectory() as scratch, atomic_path(path) as lean:
-        full = os.path.join(scratch, "full.weights.h5")
-        model.save_weights(full)
-        with h5py.File(full, "r") as fin, h5py.File(lean, "w") as fout:
-            for key, value in fin.attrs.items():
-                fout.attrs[key] = value
-            for key in fin:
-                if key != "optimizer":
-                    fin.copy(fin[key], fout, name=key)
-        return file_sha256(lean)
+    blob = weights_bytes(model, optimizer=False)
+    write_bytes(path, blob)
+    return hashlib.sha256(blob).hexdigest()
 
 
 # Keras warns, layer by layer, before it raises for weights that do not fit ("Skipping nested

@@ -72,7 +72,11 @@ class RunKeeper(keras.callbacks.Callback):
             yield
         except (OSError, FERError) as e:
             message = str(e) if isinstance(e, FERError) else outputs.describe_os_error(e, self.run.path)
-            raise FERError(f"{message}; training stopped after epoch {self.info.get('epochs_done', 0)}: "
+            done = self.info.get("epochs_done", 0)
+            if not done:  # the run folder is removed (loop.RunJob): nothing to resume
+                raise FERError(f"{message}; training stopped before its first epoch was saved, so nothing "
+                               "was kept: free space, then start it again") from None
+            raise FERError(f"{message}; training stopped after epoch {done}: "
                            f"free space, then continue with: {self.resume_hint}") from None
 
     def _elapsed(self):
@@ -91,8 +95,8 @@ class _StateSaver(keras.callbacks.Callback):
         if any(not math.isfinite(float(v)) for v in (logs or {}).values()):
             return  # the keeper refuses this epoch
         path = state_file(self.keeper.run.path, epoch + 1)
-        with self.keeper.writing(), outputs.output_path(path) as tmp:
-            self.model.save_weights(tmp)
+        with self.keeper.writing():
+            runs.write_bytes(path, runs.weights_bytes(self.model))  # built in memory: see weights_bytes
 
 
 def _refuse_non_finite(logs, epoch, info, run_dir):

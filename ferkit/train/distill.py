@@ -16,7 +16,7 @@ import data
 from ferkit.backend import import_keras
 from ferkit.cli import plural
 from ferkit.errors import FERError
-from ferkit.files import atomic_path
+from ferkit.files import output_path
 from ferkit.runs.layout import TEACHER_FILE
 from ferkit.runs.load import load_run
 from models import INPUT_SHAPE, NUM_CLASSES
@@ -64,7 +64,7 @@ def training_probs(args, images, run_dir=None):
 
 def save_probs(run_dir, probs):
     """Cache the teachers' probabilities in the run folder, for --resume."""
-    with atomic_path(os.path.join(run_dir, TEACHER_FILE)) as tmp, open(tmp, "wb") as f:
+    with output_path(os.path.join(run_dir, TEACHER_FILE)) as tmp, open(tmp, "wb") as f:  # full disk: one line
         np.save(f, probs)
 
 
@@ -73,10 +73,11 @@ def cached_probs(run_dir, n):
     path = os.path.join(run_dir, TEACHER_FILE)
     if not os.path.isfile(path):
         return None
-    try:
-        probs = np.load(path, allow_pickle=False)
+    try:  # mapped, not read: a run folder is untrusted, its shape is checked before the data is read
+        probs = np.load(path, allow_pickle=False, mmap_mode="r")
     except (OSError, ValueError) as e:
-        raise FERError(f"{path}: unreadable teacher probabilities ({e}); delete it to recompute") from None
+        raise FERError(f"{path}: unreadable teacher probabilities ({str(e).splitlines()[0][:200]}); "
+                       "delete it to recompute") from None
     if probs.shape != (n, NUM_CLASSES) or not np.isfinite(probs).all():
         raise FERError(f"{path}: teacher probabilities of shape {probs.shape}, expected ({n}, {NUM_CLASSES}); "
                        "delete it to recompute")

@@ -17,7 +17,14 @@ def run_interruptible(job):
     """job.main() in a worker thread; returns its exit status. Ctrl-C sets job.stop (the job
     stops at its next batch) or, if the step in progress outlasts STOP_GRACE_S, calls
     job.stop_now(); then the process ends at once (os._exit): everything is on disk by then, and
-    Python's teardown with TensorFlow loaded takes long enough to look like a hang."""
+    Python's teardown with TensorFlow loaded takes long enough to look like a hang.
+
+    The job must honour a stop set after its last check too: a Ctrl-C that came while the last
+    epoch was validated or saved passed every check inside fit(), the job returned 0 within the
+    grace period, and the process exited 0 without the "interrupted ... --resume" line (issue 27;
+    loop.Training.fit checks once more after fit). Only a Ctrl-C after the run recorded "done"
+    ends with status 0, and then its summary line says so. SIGTERM arrives here as Ctrl-C
+    (ferkit.cli.run_main)."""
     result, finished = {}, threading.Event()
 
     def work():

@@ -203,6 +203,10 @@ class Training(RunJob):
                 with contextlib.suppress(FERError):
                     self.keeper.finish("failed")
             raise
+        # A Ctrl-C that came after fit's last check (during the last epoch's validation or while its
+        # files were written) is still a Ctrl-C: without this it was dropped, and the run exited 0
+        # without the "interrupted ... --resume" line (interrupt.py).
+        self._check_stop()
         self.keeper.finish("done")
         return summary(self.args, self.info, self.run.path)
 
