@@ -57,9 +57,12 @@ def frame_processor(reader, live=True):
     from ferkit.faces.reader import FaceReader
 
     if live and isinstance(reader, FaceReader):
+        from ferkit.faces.detect import default_detector
         from ferkit.faces.live import LiveTracker
 
-        return LiveTracker(reader, detector="haar" if reader.detector.name == "haar" else None)
+        # the pictures' default detector means the streams' default; another one (--detector) is kept
+        chosen = reader.detector.name
+        return LiveTracker(reader, detector=None if chosen == default_detector() else chosen)
     return _Frames(reader)
 
 
