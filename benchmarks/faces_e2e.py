@@ -88,7 +88,7 @@ def main(argv=None):
     p = Parser(description=__doc__.split("\n\n")[0])
     p.add_argument("--pictures", type=int, default=48)
     p.add_argument("--size", default="640x480", help="WIDTHxHEIGHT of the photos")
-    p.add_argument("--detector", choices=("mtcnn", "haar"))
+    p.add_argument("--detector", choices=("mtcnn", "haar", "blazeface"))
     p.add_argument("--weights", help="run folder (default: the default run)")
     p.add_argument("--tta", action="store_true")
     args = p.parse_args(argv)

@@ -94,7 +94,11 @@ def predict_proba(models, images, tta=False, batch_size=256):
     total = np.zeros((len(images), 7), np.float64)
     for model in models:
         for view in views:
-            total += np.asarray(model.predict(view, batch_size=batch_size, verbose=0), np.float64)
+            if len(view) <= batch_size:  # one batch: predict_on_batch skips predict()'s per-call set-up
+                out = model.predict_on_batch(view)  # (about 15 ms against 140 ms for 3 faces, live use)
+            else:
+                out = model.predict(view, batch_size=batch_size, verbose=0)
+            total += np.asarray(out, np.float64)
     return (total / (len(models) * len(views))).astype(np.float32)
 
 

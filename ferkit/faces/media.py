@@ -76,6 +76,8 @@ VIDEO = InputKind("video", VIDEO_SUFFIXES, faces=True, frames=True, unit="frame"
 FOLDER = InputKind("folder", (), faces=True, frames=False, unit="picture",
                    start=lambda path: (list_images(path), None))
 KINDS = {k.name: k for k in (CSV, IMAGE, VIDEO, FOLDER)}
+# A local camera (predict.py --camera N): read as a video, chosen by the option, not by a path.
+CAMERA = InputKind("camera", (), faces=True, frames=True, unit="frame")
 
 
 def input_kind(path):
@@ -261,6 +263,39 @@ def open_video(path):
         yield video
     finally:
         cap.release()
+
+
+@contextlib.contextmanager
+def open_camera(index):
+    """A local camera by index (or its camera_name) as a Video whose frames never end; FERError
+    when it cannot be opened."""
+    index = int(str(index).removeprefix("camera:"))
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # OpenCV's probing notices stay off stderr
+    cap = cv2.VideoCapture(index)
+    try:
+        if not cap.isOpened():
+            raise FERError(f"camera {index}: cannot open it (no such camera, it is in use, or no permission)")
+        yield Video(camera_name(index), cap)
+    finally:
+        cap.release()
+
+
+def camera_name(index):
+    """What the rows' `file` column says for camera `index`."""
+    return f"camera:{int(index)}"
+
+
+def camera_job(index, annotate=None):
+    """The Job of predict.py --camera N: frames from the camera, rows as for a video; with
+    `annotate`, DIR/camera-N.mp4 (checked as plan() checks a video's copy)."""
+    name = camera_name(index)
+    annotated = {}
+    if annotate is not None:
+        annotate = os.fspath(annotate)
+        if os.path.exists(annotate) and not os.path.isdir(annotate):
+            raise FERError(f"{annotate}: is a file; --annotate needs a folder (it is created if missing)")
+        annotated[name] = os.path.join(annotate, f"camera-{int(index)}.mp4")
+    return Job(CAMERA, name, [name], annotated)
 
 
 def draw_faces(rgb, faces, class_names=None):

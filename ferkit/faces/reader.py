@@ -6,10 +6,12 @@
     faces = reader.read(cv2.imread(p), order="bgr")
     per_picture = reader.read_many([rgb1, rgb2])  # one model.predict for all faces of all pictures
 
-Detection: MTCNN (the `mtcnn` package, weights inside its wheel) by default; OpenCV's Haar cascade
-(`detector="haar"`) is the fallback, and the default under a Keras backend other than TensorFlow,
-since the mtcnn package is TensorFlow code. Why MTCNN: README, "Photos, folders and videos"
-(benchmarks/face_detectors.py measures recall, false boxes and speed).
+Detection (ferkit/faces/detect.py, the DETECTORS table): MTCNN (the `mtcnn` package, weights
+inside its wheel) by default for pictures; BlazeFace (ferkit.faces.detect) and OpenCV's Haar
+cascade (`detector="haar"`, the default under a Keras backend other than TensorFlow, since the
+others are TensorFlow code) on request. Videos and cameras go through ferkit.faces.track: BlazeFace
+on some frames, MTCNN now and then, optical flow between. Why: README, "Photos, folders and
+videos", and docs/PERFORMANCE.md (benchmarks/face_detectors.py, benchmarks/live.py).
 
 Cropping: FER2013's faces are square crops around a face detection. Pasting FER2013 faces into
 pictures and detecting them again tells where that square lies around each detector's box
@@ -34,20 +36,15 @@ from ferkit.errors import FERError
 from ferkit.infer import load_runs, model_line, predict_proba
 from ferkit.files import open_output
 from ferkit.faces import media
+from ferkit.faces.detect import DETECTORS, Detector, default_detector  # noqa: F401  (Detector, default_detector: re-exported)
 from ferkit.faces.media import to_rgb
+from ferkit.faces.track import DETECT_EVERY, LIVE_MAX_SIDE, SECOND_EVERY, BoxTracker
 from ferkit.backend import import_keras
 
 keras = import_keras()  # TensorFlow's start-up notices stay off stderr
 
-DETECTORS = ("mtcnn", "haar")
-# Square crop around a detector's box (x, y, w, h): side = scale * w, centred at the box's centre
-# moved by (dx * w, dy * h). From 528 (MTCNN) and 412 (Haar) FER2013 public_test faces pasted at
-# known places and found again: the sides whose crops correlate best with the pasted faces' pixels
-# and whose labels agree best with a classifier's labels for the original faces (README).
-CROP_GEOMETRY = {"mtcnn": (1.25, 0.0, 0.0), "haar": (1.05, 0.0, 0.0)}
-MAX_SIDE = 1280  # detection runs on a copy shrunk to at most this many pixels on the long side
-MIN_FACE = 20  # smallest face looked for, in pixels of that copy
-HAAR_FILE = "haarcascade_frontalface_alt2.xml"  # fewest false boxes of OpenCV's frontal cascades
+
+CROP_GEOMETRY = {name: kind.geometry for name, kind in DETECTORS.items()}
 
 
 @dataclasses.dataclass
@@ -57,6 +54,7 @@ class Face:
     emotion: str  # the label's name
     probs: np.ndarray  # (7,) class probabilities, in label order
     score: float = 1.0  # the detector's confidence (1.0 for Haar, which gives none)
+    track: int = -1  # LiveTracker: the same number for the same face across frames
 
     @property
     def confidence(self):
@@ -65,76 +63,8 @@ class Face:
     def as_dict(self):
         """Plain Python types, e.g. for json.dumps."""
         return {"box": [int(v) for v in self.box], "label": int(self.label), "emotion": self.emotion,
-                "probs": {n: float(p) for n, p in zip(data.CLASS_NAMES, self.probs)}, "score": float(self.score)}
-
-
-def default_detector():
-    """'mtcnn' under the TensorFlow backend, else 'haar' (the mtcnn package is TensorFlow code)."""
-    return "mtcnn" if keras.backend.backend() == "tensorflow" else "haar"
-
-
-class Detector:
-    """rgb uint8 (H, W, 3) -> float array (N, 5): x, y, w, h, score, in the picture's pixels."""
-
-    def __init__(self, name=None, max_side=MAX_SIDE, min_face=MIN_FACE):
-        name = name or default_detector()
-        if name not in DETECTORS:
-            raise FERError(f"unknown face detector {name!r}; choose one of {', '.join(DETECTORS)}")
-        if name == "mtcnn" and keras.backend.backend() != "tensorflow":
-            raise FERError(f"the mtcnn detector needs the TensorFlow backend (KERAS_BACKEND is "
-                           f"{keras.backend.backend()}); use --detector haar")
-        self.name, self.max_side, self.min_face = name, max_side, min_face
-        if name == "mtcnn":
-            from mtcnn import MTCNN  # imports TensorFlow: only when this detector is chosen
-
-            self._mtcnn = MTCNN(stages="face_and_landmarks_detection")
-        else:
-            self._haar = cv2.CascadeClassifier(os.path.join(cv2.data.haarcascades, HAAR_FILE))
-            if self._haar.empty():
-                raise FERError(f"OpenCV has no {HAAR_FILE}; install opencv-python-headless<5 (requirements.txt)")
-
-    def __call__(self, rgb):
-        return self.many([rgb])[0]
-
-    def many(self, pictures):
-        """__call__ for several pictures. MTCNN takes same-sized ones (video frames) as one batch:
-        the same boxes for about a quarter less CPU time than one call each."""
-        shrunk = [self._shrink(rgb) for rgb in pictures]
-        found = [None] * len(pictures)
-        if self.name == "haar":
-            found = [self._haar_boxes(small) for small, _ in shrunk]
-        else:
-            sizes = {}
-            for i, (small, _) in enumerate(shrunk):
-                sizes.setdefault(small.shape, []).append(i)
-            for idx in sizes.values():
-                for i, boxes in zip(idx, self._mtcnn_boxes([shrunk[i][0] for i in idx])):
-                    found[i] = boxes
-        for boxes, (_, scale) in zip(found, shrunk):
-            boxes[:, :4] /= scale
-        return found
-
-    def _shrink(self, rgb):
-        h, w = rgb.shape[:2]
-        scale = min(1.0, self.max_side / max(h, w))
-        if scale == 1:
-            return rgb, 1.0
-        size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), scale
-
-    def _mtcnn_boxes(self, same_sized):
-        if min(same_sized[0].shape[:2]) < 12:  # below MTCNN's smallest window
-            return [np.zeros((0, 5), np.float64) for _ in same_sized]
-        found = self._mtcnn.detect_faces(list(same_sized), fit_to_image=False, min_face_size=self.min_face)
-        return [np.array([list(f["box"]) + [f["confidence"]] for f in faces], np.float64).reshape(-1, 5)
-                for faces in found]
-
-    def _haar_boxes(self, rgb):
-        gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-        found = self._haar.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5,
-                                            minSize=(self.min_face, self.min_face))
-        boxes = np.array(found, np.float64).reshape(-1, 4)
-        return np.concatenate([boxes, np.ones((len(boxes), 1))], axis=1)
+                "probs": {n: float(p) for n, p in zip(data.CLASS_NAMES, self.probs)}, "score": float(self.score),
+                "track": int(self.track)}
 
 
 def crop_squares(boxes, geometry):
@@ -180,7 +110,7 @@ class FaceReader:
             default run: of the finished runs under runs/ and the bundled models, the one with the highest
             recorded validation accuracy).
         tta: average 10 views of each face.
-        detector: 'mtcnn', 'haar', a Detector, or None (default_detector()).
+        detector: a name in ferkit.faces.detect.DETECTORS, a Detector, or None (default_detector()).
         batch_size: faces per model call."""
 
     def __init__(self, weights=None, tta=False, detector=None, batch_size=256):
@@ -205,11 +135,13 @@ class FaceReader:
         pictures = [to_rgb(im, order) for im in images]
         return self.classify(pictures, self.detector.many(pictures))
 
-    def classify(self, pictures, found):
+    def classify(self, pictures, found, geometry=None):
         """Faces for RGB `pictures` given each one's detector boxes (N_i, 5): the model part of
-        read_many, for callers that detect on their own schedule."""
+        read_many, for callers that detect on their own schedule (`geometry`: the crop for another
+        detector's boxes, a row of CROP_GEOMETRY)."""
+        geometry = geometry or self.geometry
         found = [b[np.argsort(-b[:, 2] * b[:, 3], kind="stable")] for b in found]  # largest first
-        crops = [cut_faces(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), crop_squares(boxes, self.geometry))
+        crops = [cut_faces(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), crop_squares(boxes, geometry))
                  for rgb, boxes in zip(pictures, found) if len(boxes)]
         result = [[] for _ in pictures]
         if not crops:
@@ -228,14 +160,24 @@ class FaceReader:
 GROUP = 16  # pictures or sampled frames whose faces are classified together
 
 
-def predict_files(job, out_csv, weights=None, tta=False, probs=False, every=1, detector=None, batch_size=256):
+def predict_files(job, out_csv, weights=None, tta=False, probs=False, every=1, detector=None, batch_size=256,
+                  detect_every=DETECT_EVERY, second=None, second_every=SECOND_EVERY):
     """predict.py for a picture, folder or video (a media.Job from media.plan): one CSV row per face,
     `file,frame,x,y,w,h,label,emotion` (+ the 7 probabilities with `probs`), annotated copies where
-    the job names them. Notes (no face, unreadable pictures in a folder) go to stderr. Returns the
+    the job names them (a camera's job: media.camera_job; its rows are also printed as they come,
+    and Ctrl-C ends it). `detect_every`, `second` (a detector name), `second_every`: videos and
+    cameras, see _video and ferkit.faces.track.BoxTracker. Notes (no face, unreadable pictures
+    in a folder) go to stderr. Returns the
     exit status: 0, or media.PARTIAL_EXIT when some pictures of a folder were skipped."""
     t0 = time.time()
     reader = FaceReader(weights, tta=tta, detector=detector, batch_size=batch_size)
-    print(reader.describe(), flush=True)
+    line = reader.describe()
+    second = Detector(second, max_side=LIVE_MAX_SIDE) if second is not None and job.kind.frames else None
+    if job.kind.frames and every == 1 and detect_every > 1:
+        line += f" on one frame in {detect_every}, followed by optical flow between"
+    if second is not None:
+        line += f", and by {second.name} on one {'frame' if every == 1 else 'sampled frame'} in {second_every}"
+    print(line, flush=True)
     header = ["file", "frame", "x", "y", "w", "h", "label", "emotion"] + list(data.CLASS_NAMES) * probs
     counts = {"faces": 0, "pictures": 0, "skipped": 0}
     with open_output(out_csv, "w", newline="") as f:
@@ -247,12 +189,17 @@ def predict_files(job, out_csv, weights=None, tta=False, probs=False, every=1, d
             for face in faces:
                 row = [media.csv_name(name), frame, *face.box, face.label, face.emotion]
                 out.writerow(row + [f"{p:.5f}" for p in face.probs] * probs)
+            if job.kind is media.CAMERA:  # live: say what the camera sees as it comes
+                f.flush()
+                print(f"frame {frame}: " + (", ".join(f"{face.emotion} {face.confidence:.0%} at {face.box}"
+                                                      for face in faces) or "no face"), flush=True)
 
         for folder, why in job.skipped:  # subfolders that could not be read, as unreadable pictures
             print(f"skipped: {folder}: cannot read this folder ({why})", file=sys.stderr)
             counts["skipped"] += 1
         if job.kind.frames:
-            _video(reader, job, every, write, counts)
+            tracker = BoxTracker(reader.detector, detect_every if every == 1 else 1, second, second_every)
+            _video(reader, job, every, write, counts, tracker)
         else:
             _pictures(reader, job, write, counts)
             if not counts["pictures"]:  # nothing to show for it: an error, and no output file
@@ -289,31 +236,43 @@ def _pictures(reader, job, write, counts):
                 media.write_image(job.annotated[name], media.draw_faces(rgb, faces))
 
 
-def _video(reader, job, every, write, counts):
+def _video(reader, job, every, write, counts, boxes):
+    """Rows for the sampled frames of a video or camera. Boxes come from the BoxTracker `boxes`
+    (which detects on each sampled frame unless every frame is sampled: optical flow needs close
+    frames); their faces are classified GROUP frames at a time, or frame by
+    frame when annotating or reading a camera. Ctrl-C ends a camera's stream with its rows so far."""
     path = job.files[0]
     annotated = job.annotated.get(path)
+    camera = job.kind is media.CAMERA
     empty = 0
-    with media.open_video(path) as video, contextlib.ExitStack() as stack:
+    with (media.open_camera if camera else media.open_video)(path) as video, contextlib.ExitStack() as stack:
         writer = stack.enter_context(media.video_writer(annotated, video.fps, video.size)) if annotated else None
         pending, last = [], [[]]  # sampled frames not classified yet; the faces drawn on frames now
 
         def flush():
             nonlocal empty
             if pending:
-                for (index, _), found in zip(pending, reader.read_many([rgb for _, rgb in pending])):
+                found = reader.classify([rgb for _, rgb, _ in pending], [b for _, _, b in pending])
+                for (index, _, _), faces in zip(pending, found):
                     counts["pictures"] += 1
-                    empty += not found
-                    write(path, index, found)
-                    last[0] = found
+                    empty += not faces
+                    write(path, index, faces)
+                    last[0] = faces
                 pending.clear()
 
-        for index, rgb, sampled in video.frames(every, all_frames=writer is not None):
-            if sampled:
-                pending.append((index, rgb))
-                if writer is not None or len(pending) == GROUP:  # annotating: classify frame by frame
-                    flush()
-            if writer is not None:
-                writer.write(media.draw_faces(rgb, last[0]))
+        try:
+            for index, rgb, sampled in video.frames(every, all_frames=writer is not None):
+                if sampled:
+                    pending.append((index, rgb, boxes.update(rgb)[0]))
+                    if writer is not None or camera or len(pending) == GROUP:
+                        flush()
+                if writer is not None:
+                    writer.write(media.draw_faces(rgb, last[0]))
+        except KeyboardInterrupt:
+            if not camera:
+                raise
+            pending.clear()
+            print(f"stopped by Ctrl-C after {plural(counts['pictures'], 'frame')}", file=sys.stderr)
         flush()
     if empty:
         print(f"note: {path}: no face in {empty} of {counts['pictures']} sampled frames", file=sys.stderr)

@@ -39,7 +39,7 @@ PHOTO_SIDE = 2048  # annotated photos sent back are shrunk to at most this side
 
 
 class _Frames:
-    """Today's frame path: each frame read afresh by the FaceReader (detect, crop, classify)."""
+    """Each frame read afresh by the FaceReader (detect, crop, classify): photos."""
 
     def __init__(self, reader):
         self.reader = reader
@@ -48,10 +48,21 @@ class _Frames:
         return self.reader.read(rgb)
 
 
-def frame_processor(reader):
+def frame_processor(reader, live=True):
     """THE adapter between the page and the face pipeline: an object whose .process(rgb) gives the
-    faces (ferkit.faces.Face) of each frame of one stream (a camera, a video, a photo). When the
-    tracker of issue 29's speed work lands in ferkit/faces/, return it here; nothing else changes."""
+    faces (ferkit.faces.Face) of each frame of one stream (a camera, a video; `live=False`: a
+    photo). Streams get issue 29's LiveTracker (BlazeFace on 1 frame in 3, MTCNN on 1 in 15,
+    optical flow between; docs/PERFORMANCE.md section 9) sharing the reader's model; a photo, or
+    a reader that is not a FaceReader (the tests'), is read afresh as predict.py reads pictures."""
+    from ferkit.faces.reader import FaceReader
+
+    if live and isinstance(reader, FaceReader):
+        from ferkit.faces.detect import default_detector
+        from ferkit.faces.live import LiveTracker
+
+        # the pictures' default detector means the streams' default; another one (--detector) is kept
+        chosen = reader.detector.name
+        return LiveTracker(reader, detector=None if chosen == default_detector() else chosen)
     return _Frames(reader)
 
 
@@ -78,9 +89,9 @@ class Service:
 
         return cls(FaceReader(weights, tta=tta, detector=detector))
 
-    def stream(self):
+    def stream(self, live=True):
         """A frame processor for one stream; its frames take turns with every other client's."""
-        return _Locked(frame_processor(self.reader), self._lock)
+        return _Locked(frame_processor(self.reader, live), self._lock)
 
     def frame(self, stream, payload):
         """A camera frame (JPEG or PNG bytes) -> the reply the page draws: faces and stage times."""
@@ -96,7 +107,7 @@ class Service:
         """An uploaded picture file -> its faces and the annotated picture as a data: URL (JPEG)."""
         check_pixels(path, name, MAX_PICTURE_PIXELS)
         rgb = media.read_image(path)
-        faces = self.stream().process(rgb)
+        faces = self.stream(live=False).process(rgb)
         annotated = media.draw_faces(rgb, faces)
         scale = PHOTO_SIDE / max(annotated.shape[:2])
         if scale < 1:
