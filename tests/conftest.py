@@ -59,3 +59,11 @@ def real_data(name):
     if not os.path.exists(path):
         pytest.skip(f"real FER2013 not available at {REAL_DATA}")
     return path
+
+
+def pytest_collection_modifyitems(items):
+    """A test that needs the trained_run fixture (a tiny training, about 40 s on a busy 2-core
+    CPU) is slow by that alone, so `pytest -m "not slow"` never pays for it."""
+    for item in items:
+        if "trained_run" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)

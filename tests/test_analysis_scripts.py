@@ -88,6 +88,7 @@ def _page(pages, title):
 # ---------------------------------------------------------------- plot_confusion.py
 
 
+@pytest.mark.slow
 def test_plot_confusion(trained_run, synthetic_csvs, tmp_path, capsys):
     out = tmp_path / "conf.png"
     rc = plot_confusion.main(["--data", str(synthetic_csvs["val"]), "--weights", str(trained_run),
@@ -110,6 +111,7 @@ def test_plot_confusion(trained_run, synthetic_csvs, tmp_path, capsys):
     np.testing.assert_allclose(recall, np.diag(counts) / counts.sum(axis=1))
 
 
+@pytest.mark.slow
 def test_plot_confusion_ensemble_tta_and_confused_pairs(trained_run, tmp_path, capsys):
     from data import synthetic
 
@@ -147,6 +149,7 @@ def test_plot_confusion_never_writes_over_an_input(trained_run, synthetic_csvs, 
 # ---------------------------------------------------------------- saliency.py
 
 
+@pytest.mark.slow
 def test_saliency_script(trained_run, synthetic_csvs, tmp_path, capsys):
     out = tmp_path / "sal.png"
     rc = saliency.main(["--data", str(synthetic_csvs["val"]), "--weights", str(trained_run), "--out", str(out),
@@ -175,6 +178,7 @@ def _inside(box, page):
     return page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0 and box.y1 <= page.y1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("faces, methods", [(14, 4), (7, 1)])
 def test_saliency_figure_title_is_clear_of_the_headers_and_inside_the_page(faces, methods):
     """With the default 2 faces per class (14 rows) the title used to run into the column
@@ -218,6 +222,7 @@ def test_saliency_example_choice_mixes_right_and_wrong():
 # ---------------------------------------------------------------- filter_vis.py
 
 
+@pytest.mark.slow
 def test_filter_vis_script(trained_run, synthetic_csvs, tmp_path, capsys):
     from ferkit import explain
     from ferkit.runs.load import load_run
@@ -322,6 +327,7 @@ def test_make_report_default_out_is_not_the_tracked_report():
     assert os.path.abspath(out) != os.path.abspath("report.pdf") and out.endswith(".pdf")
 
 
+@pytest.mark.slow
 def test_make_report(trained_run, synthetic_csvs, experiments_dir, tmp_path, capsys, monkeypatch):
     from matplotlib.backends.backend_pdf import PdfPages
 
@@ -461,6 +467,7 @@ def test_confusion_page_is_a4_and_legible():
     assert all(t.get_window_extent(renderer).width < 0.9 * cell_px for t in ax.texts)
 
 
+@pytest.mark.slow
 def test_make_report_runs_without_weights_and_without_data(trained_run, experiments_dir, tmp_path, capsys):
     """A run folder with only run.json and history.csv gives its table row and curves; a model
     named with --weights must have weights; without --data the report still comes out."""

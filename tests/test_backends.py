@@ -96,6 +96,7 @@ def _run_torch(script, *args, timeout=600):
     return proc.stdout
 
 
+@pytest.mark.slow
 @needs_torch
 def test_every_model_trains_one_step_under_the_torch_backend():
     import models
@@ -115,6 +116,7 @@ def test_every_model_trains_one_step_under_the_torch_backend():
             assert r["params"] == models.build_model(name).count_params(), name
 
 
+@pytest.mark.slow
 @needs_torch
 def test_weights_trained_under_torch_load_under_tensorflow(tmp_path):
     from data import synthetic
@@ -129,6 +131,7 @@ def test_weights_trained_under_torch_load_under_tensorflow(tmp_path):
     np.testing.assert_allclose(model.predict(x, verbose=0), np.load(probs), atol=1e-4)
 
 
+@pytest.mark.slow
 @needs_torch
 def test_explanations_and_their_scripts_run_under_torch_with_tensorflows_maps(trained_run, synthetic_csvs, tmp_path):
     from data import synthetic

@@ -196,6 +196,7 @@ def test_stratified_split_keeps_class_balance():
     assert np.all(np.abs(np.bincount(labels[val], minlength=7) - np.bincount(labels, minlength=7) * 0.1) <= 1)
 
 
+@pytest.mark.slow
 def test_real_public_test_matches_the_naive_parse():
     path = real_data("public_test.csv.gz")
     ds = data.load_csv(path, cache=False)

@@ -48,6 +48,7 @@ def _run_distributed(tmp_path, *extra):
     return proc, out
 
 
+@pytest.mark.slow
 def test_tensorflow_mirrored_over_two_logical_cpus(tmp_path):
     pytest.importorskip("tensorflow")
     proc, out = _run_distributed(tmp_path)

@@ -66,6 +66,7 @@ def test_unknown_experiment_or_missing_data_is_one_line(tmp_path, capsys):
     assert capsys.readouterr().err == f"error: {missing}: no such file (pass --train/--val, or --smoke for synthetic faces)\n"
 
 
+@pytest.mark.slow
 def test_smoke_run_keeps_run_files_and_writes_the_table_row_from_history(tmp_path, capsys):
     runs = tmp_path / "runs"
     argv = ["--smoke", "--only", "dnn_cnn1", "--gpu", "no", "--runs", str(runs)]
@@ -99,6 +100,7 @@ def test_smoke_run_keeps_run_files_and_writes_the_table_row_from_history(tmp_pat
 
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
                     reason="pinning runs to cores needs Linux and two cores")
+@pytest.mark.slow
 def test_jobs_train_runs_side_by_side_each_pinned_to_its_own_core(tmp_path, capsys):
     runs = tmp_path / "runs"
     argv = ["--smoke", "--only", "dnn_cnn1", "dnn_cnn1_no_augment", "--gpu", "no", "--runs", str(runs), "--jobs", "2"]
@@ -141,6 +143,7 @@ def test_a_run_at_another_learning_rate_is_not_given_the_reports_figure():
     assert report.describe(info) == ("cnn3 without BatchNormalization", experiments.PUBLISHED["no-BN"])
 
 
+@pytest.mark.slow
 def test_text_too_long_for_a_page_continues_on_the_next_without_splitting_a_line():
     from ferkit.report import figures
 

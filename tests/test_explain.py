@@ -51,6 +51,7 @@ def test_model_learned_the_task(plain_model, faces):
     assert (plain_model.predict(x, verbose=0).argmax(1) == y).mean() >= 0.95
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method, kwargs", [("vanilla", {}), ("smoothgrad", {"samples": 10}), ("ig", {"steps": 20})])
 def test_saliency_mass_lies_in_the_class_patch(plain_model, faces, method, kwargs):
     x, y, masks = faces
@@ -143,6 +144,7 @@ def test_layer_choice_and_errors(plain_model):
         explain.gradcam_layer(dense_only)
 
 
+@pytest.mark.slow
 def test_filter_patterns_raise_the_activation(plain_model):
     pats = explain.filter_patterns(plain_model, "last_conv", filters=4, steps=40, step_size=6.0, seed=0)
     assert pats.images.shape == (4, 48, 48)
@@ -205,6 +207,7 @@ def _lattice(maps, masks, period=16):
     return profile.std() / profile.mean()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method, kwargs", [("vanilla", {"samples": 16}), ("smoothgrad", {"samples": 16}),
                                             ("ig", {"steps": 24})])
 def test_shift_averaging_removes_the_stride_lattice_and_keeps_the_evidence(strided_model, faces, method, kwargs):

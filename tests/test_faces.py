@@ -87,6 +87,7 @@ def test_grace_hopper_has_exactly_one_face_on_her_face(reader):
     assert faces[0].probs.shape == (7,) and abs(faces[0].probs.sum() - 1) < 1e-4
 
 
+@pytest.mark.slow
 def test_opencv_bgr_and_gray_pictures_give_the_same_box(reader):
     rgb_box = reader.read(hopper())[0].box
     assert reader.read(cv2.imread(HOPPER), order="bgr")[0].box == rgb_box
@@ -94,6 +95,7 @@ def test_opencv_bgr_and_gray_pictures_give_the_same_box(reader):
     assert len(reader.read(gray)) == 1
 
 
+@pytest.mark.slow
 def test_faces_pasted_at_known_places_are_found_there(reader):
     pictures = [hopper_composite(seed) for seed in (1, 2)]
     for (picture, squares), faces in zip(pictures, reader.read_many([p for p, _ in pictures])):
@@ -119,6 +121,7 @@ def test_picture_arrays_of_every_usual_kind_become_rgb():
         media.to_rgb(np.zeros((2, 3, 5)))
 
 
+@pytest.mark.slow
 def test_readme_api_example_runs_as_written(tmp_path, monkeypatch, capsys):
     text = open(os.path.join(ROOT, "README.md")).read()
     section = text.split("## Photos, folders and videos")[1]
@@ -133,6 +136,7 @@ def test_readme_api_example_runs_as_written(tmp_path, monkeypatch, capsys):
 
 # --- predict.py on pictures, folders and videos -------------------------------------------------
 
+@pytest.mark.slow
 def test_predict_on_a_photo_writes_rows_and_an_annotated_copy(tmp_path, capsys):
     out, ann = tmp_path / "faces.csv", tmp_path / "annotated"
     rc, _, err = run_predict([HOPPER, out, "--annotate", ann, "--probs", "--tta"], capsys)
@@ -150,6 +154,7 @@ def test_predict_on_a_photo_writes_rows_and_an_annotated_copy(tmp_path, capsys):
     assert changed[y + h + 10:, :].mean() < 0.01  # and nothing below
 
 
+@pytest.mark.slow
 def test_picture_without_a_face_gives_no_rows_and_a_note(tmp_path, capsys):
     picture = tmp_path / "temple.png"
     Image.fromarray(background()).save(picture)
@@ -158,6 +163,7 @@ def test_picture_without_a_face_gives_no_rows_and_a_note(tmp_path, capsys):
     assert f"{picture}: no face found" in err
 
 
+@pytest.mark.slow
 def test_folder_is_read_recursively_in_order_and_bad_files_are_named(tmp_path, capsys):
     folder = tmp_path / "photos"
     (folder / "b").mkdir(parents=True)
@@ -178,6 +184,7 @@ def test_folder_is_read_recursively_in_order_and_bad_files_are_named(tmp_path, c
         ["a.jpg", "b/2.png"]  # the tree mirrored (hidden: the outputs guard's record, ferkit/files.py)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("every, sampled, annotate", [(1, 7, False), (3, 3, True)])
 def test_video_gives_one_row_per_face_per_sampled_frame(tmp_path, capsys, every, sampled, annotate):
     picture, _ = hopper_composite(3, count=2, size=(480, 360))
@@ -223,6 +230,7 @@ def test_bad_input_is_one_line_exit_2_and_no_output(tmp_path, capsys, case):
     assert not out.exists() and not ann.exists()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch not installed")
 def test_under_the_pytorch_backend_the_haar_detector_is_used(tmp_path):
     # The mtcnn package is TensorFlow code; a backend is chosen once per process: a subprocess.
@@ -233,6 +241,7 @@ def test_under_the_pytorch_backend_the_haar_detector_is_used(tmp_path):
     assert "faces found by haar" in done.stdout and len(read_rows(tmp_path / "faces.csv")) == 1
 
 
+@pytest.mark.slow
 def test_folder_where_no_picture_can_be_read_is_an_error_without_output(tmp_path, capsys):
     (tmp_path / "photos").mkdir()
     (tmp_path / "photos" / "a.png").write_text("not a picture")
@@ -248,6 +257,7 @@ def test_photo_options_are_refused_for_csv_input(tmp_path, synthetic_csvs, capsy
 
 # --- real FER2013 faces --------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_real_fer_faces_are_found_where_pasted_and_labelled_as_their_csv_rows(tmp_path, capsys):
     import data
 

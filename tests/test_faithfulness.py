@@ -125,6 +125,7 @@ def test_randomization_check_returns_a_correlation_per_face(tiny):
     np.testing.assert_allclose(same, 1.0, atol=1e-6)  # the same network: the same maps
 
 
+@pytest.mark.slow
 def test_evaluate_cli_prints_the_table_and_writes_csv(trained_run, synthetic_csvs, tmp_path, capsys):
     out = tmp_path / "faith.csv"
     rc = saliency.main(["--data", str(synthetic_csvs["val"]), "--weights", str(trained_run), "--evaluate",
@@ -150,6 +151,7 @@ def test_out_csv_needs_evaluate(trained_run, synthetic_csvs, tmp_path, capsys):
     assert len(err) == 1 and "--out-csv needs --evaluate" in err[0]
 
 
+@pytest.mark.slow
 def test_class_average_cli_and_maps(tiny, trained_run, synthetic_csvs, tmp_path, capsys):
     model, ds = tiny
     avg = explain.class_averages(model, ds.images, ds.labels, ["gradcam", "vanilla"], per_class=3)

@@ -57,6 +57,7 @@ def listing(folder):
 # ---------------------------------------------------------------- --annotate obeys the guard
 
 
+@pytest.mark.slow
 def test_annotate_never_replaces_a_users_file_but_replaces_its_own_copies(tmp_path, photo, capsys):
     mine = tmp_path / "mine"
     mine.mkdir()
@@ -179,6 +180,7 @@ def small_disk(tmp_path):
     subprocess.run(["umount", str(disk)], check=False)
 
 
+@pytest.mark.slow
 def test_annotated_copies_on_a_really_full_disk_are_one_line_and_nothing_is_left(tmp_path, small_disk, capsys):
     clip = tmp_path / "clip.avi"
     writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 5, (640, 480))
@@ -300,6 +302,7 @@ sys.exit(predict.main(sys.argv[1:]))
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_sigterm_during_predict_is_handled_as_ctrl_c_and_leaves_no_temporary_file(tmp_path, sig):
     src = tmp_path / "t.csv"
@@ -321,6 +324,7 @@ def test_sigterm_during_predict_is_handled_as_ctrl_c_and_leaves_no_temporary_fil
     assert os.listdir(out_dir) == []  # no .tmp-* file beside the output, and no output
 
 
+@pytest.mark.slow
 def test_sigterm_during_training_stops_it_as_ctrl_c_and_says_how_to_resume(tmp_path):
     from tests.test_training_reliability import _SLOW_SECOND_EPOCH
 
@@ -341,6 +345,7 @@ def test_sigterm_during_training_stops_it_as_ctrl_c_and_says_how_to_resume(tmp_p
     assert json.load(open(out / "run.json"))["status"] == "interrupted" and ".lock" not in os.listdir(out)
 
 
+@pytest.mark.slow
 def test_ctrl_c_after_the_last_epochs_checks_still_says_how_to_resume(tmp_path, capsys, monkeypatch):
     """The race: a Ctrl-C that came while the last epoch's files were written passed every check
     of fit() and was lost; the run exited 0 without the "interrupted ... --resume" line."""
@@ -377,6 +382,7 @@ def test_ctrl_c_after_the_last_epochs_checks_still_says_how_to_resume(tmp_path, 
 _TRAIN = "import sys, train_cnn; sys.exit(train_cnn.main(sys.argv[1:]))"
 
 
+@pytest.mark.slow
 def test_a_really_full_disk_during_training_is_one_line_and_a_clean_exit(tmp_path):
     """HDF5 failing inside h5py left half-closed objects: two tracebacks when they were freed, then
     exit 139 at interpreter exit. The weights are now built in memory and written by Python."""

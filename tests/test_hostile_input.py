@@ -195,6 +195,7 @@ def test_a_picture_above_the_pixel_limit_is_one_line_from_its_header(tmp_path, c
     assert "above the limit of" in one_error_line(capsys) and not out.exists()
 
 
+@pytest.mark.slow
 def test_a_big_picture_below_the_limit_is_read_whole():
     big = np.zeros((3000, 4000, 3), np.uint8)
     big[1000:2000, 1000:3000] = 200
@@ -368,6 +369,7 @@ def test_no_file_of_a_run_is_read_through_a_symlink_leading_out_of_it(tmp_path, 
         layout.read_history(hist)
 
 
+@pytest.mark.slow
 def test_a_run_without_weights_sha256_warns_in_one_line(tmp_path, capsys):
     run = hostile_run(tmp_path, "nosha", weights_sha256=None)
     src = tmp_path / "t.csv"

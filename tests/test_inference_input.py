@@ -24,6 +24,7 @@ def test_model_input_passes_through_without_a_copy(faces):
     assert as_model_input(faces) is faces
 
 
+@pytest.mark.slow
 def test_floats_in_0_1_give_the_probabilities_of_0_255_pixels(model, faces):
     reference = predict_proba(model, faces)
     np.testing.assert_allclose(predict_proba(model, faces / 255.0), reference, atol=1e-6)
@@ -31,6 +32,7 @@ def test_floats_in_0_1_give_the_probabilities_of_0_255_pixels(model, faces):
     np.testing.assert_allclose(predict_proba(model, faces.astype(np.float64)), reference, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_one_face_and_a_batch_without_channel_axis(model, faces):
     reference = predict_proba(model, faces)
     np.testing.assert_allclose(predict_proba(model, faces[0, :, :, 0]), reference[:1], atol=1e-6)

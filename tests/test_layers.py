@@ -73,6 +73,7 @@ print(json.dumps(loaded))
 """
 
 
+@pytest.mark.slow
 def test_importing_a_package_loads_nothing_above_it():
     steps = [("base", BASE_MODULES), ("data", ["data"]), ("models", ["models"]), ("ferkit", ["ferkit"])]
     proc = subprocess.run([sys.executable, "-c", IMPORT_LAYERS % steps], cwd=ROOT, capture_output=True, text=True,

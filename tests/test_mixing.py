@@ -1,5 +1,6 @@
 """data.mixing.MixedBatches: MixUp and CutMix mix pixels and labels by the same weight, reshuffle
 each epoch, repeat themselves for a seed, and train through train_cnn.py --mixup/--cutmix."""
+import pytest
 import numpy as np
 
 import train_cnn
@@ -56,6 +57,7 @@ def test_same_seed_same_batches_and_epochs_differ():
     assert not np.array_equal(a[1][0], first)
 
 
+@pytest.mark.slow
 def test_train_cnn_with_mixup_and_cutmix_learns_the_synthetic_task(synthetic_csvs, tmp_path):
     import json
 

@@ -24,6 +24,7 @@ def test_batchnorm_false_removes_every_batchnorm_layer(name):
     assert kinds(without) == [k for k in kinds(with_bn) if k != "BatchNormalization"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("match", ["cnn1", "cnn2", "cnn3"])
 def test_dnn_matches_its_cnn_within_5_percent(match):
     dnn = models.build_model("dnn", match=match)
@@ -36,6 +37,7 @@ def test_dnn_defaults_to_the_reports_best_cnn():
     assert abs(models.build_model("dnn").count_params() / REPORT_PARAMS["cnn3"] - 1) < 0.05
 
 
+@pytest.mark.slow
 def test_registry_lists_and_builds_every_model_with_7_way_softmax():
     names = models.available()
     assert {"cnn1", "cnn2", "cnn3", "dnn", "fernet"} <= set(names)
@@ -124,6 +126,7 @@ def test_a_run_trained_with_the_retired_blur_preprocessing_is_refused_in_one_lin
     assert runs.build_from_info(info).count_params() == models.build_model("fernet", width=8).count_params()
 
 
+@pytest.mark.slow
 def test_affine_resamplers_agree_and_xla_compiles_the_gathers_or_is_declined():
     # RandomAffine resamples with keras.ops gathers, which XLA compiles, or with Keras' resampler
     # (TensorFlow's kernel, faster outside XLA, no XLA lowering): both must compute the same.

@@ -46,6 +46,7 @@ def tiny_run(folder):
     return folder
 
 
+@pytest.mark.slow
 def test_main_prints_both_models_side_by_side(tmp_path, capsys):
     x, y = synthetic.make_faces(28)  # 4 faces of each class
     csv = synthetic.write_csv(tmp_path / "faces.csv", x, y)

@@ -34,6 +34,7 @@ def test_bundled_model_is_the_default_without_runs(tmp_path, monkeypatch):
     assert os.path.abspath(runs.resolve(None)) == os.path.abspath(bundled_dir())
 
 
+@pytest.mark.slow
 def test_bundled_model_scores_its_documented_accuracy_on_public_test():
     import data
 
@@ -47,6 +48,7 @@ def test_bundled_model_scores_its_documented_accuracy_on_public_test():
 ENSEMBLE = os.path.join(runs.PRETRAINED_DIR, "ensemble")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not os.path.isdir(ENSEMBLE), reason="no bundled ensemble")
 def test_bundled_ensemble_members_are_float16_checked_runs_and_predict_together(tmp_path, capsys):
     import h5py
@@ -67,5 +69,6 @@ def test_bundled_ensemble_members_are_float16_checked_runs_and_predict_together(
     csv = synthetic.write_csv(tmp_path / "faces.csv", x, y)
     assert predict.main([str(csv), str(tmp_path / "out.csv"), "--weights", ENSEMBLE]) == 0
     printed = capsys.readouterr().out
-    assert all(m in printed for m in found)  # every member named on the model line
+    # every member named on the model line, as the user would type it (relative to the working folder)
+    assert all(os.path.relpath(m) in printed for m in found), printed
     assert len((tmp_path / "out.csv").read_text().splitlines()) == 15

@@ -72,6 +72,7 @@ def test_a_missing_recipe_is_one_line(tmp_path, capsys):
     assert capsys.readouterr().err == f"error: --config {tmp_path / 'none.toml'}: no such file\n"
 
 
+@pytest.mark.slow
 def test_run_json_records_the_recipes_settings(tmp_path):
     from tests.conftest import synthetic
 

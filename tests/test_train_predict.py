@@ -46,6 +46,7 @@ def test_run_json_records_the_command_line_once(trained_run):
     assert info["args"]["batch_size"] == 16 and info["args"]["model"] == "fernet"
 
 
+@pytest.mark.slow
 def test_predict_scores_well_above_chance_and_keeps_ids_and_order(trained_run, synthetic_csvs, tmp_path, capsys):
     out = tmp_path / "out.csv"
     assert predict.main([str(synthetic_csvs["test"]), str(out), "--weights", str(trained_run)]) == 0
@@ -55,6 +56,7 @@ def test_predict_scores_well_above_chance_and_keeps_ids_and_order(trained_run, s
     assert accuracy > 0.9
 
 
+@pytest.mark.slow
 def test_predict_on_a_labelled_file_prints_accuracy_and_numbers_rows(trained_run, synthetic_csvs, tmp_path, capsys):
     out = tmp_path / "out.csv"
     assert predict.main([str(synthetic_csvs["val"]), str(out), "--weights", str(trained_run / "best.weights.h5"),
@@ -65,6 +67,7 @@ def test_predict_on_a_labelled_file_prints_accuracy_and_numbers_rows(trained_run
     np.testing.assert_array_equal(read_submission(out)["id"], np.arange(210))
 
 
+@pytest.mark.slow
 def test_ensemble_of_two_weights_arguments(trained_run, synthetic_csvs, tmp_path, capsys):
     out = tmp_path / "out.csv"
     assert predict.main([str(synthetic_csvs["val"]), str(out), "--weights", str(trained_run),
@@ -74,6 +77,7 @@ def test_ensemble_of_two_weights_arguments(trained_run, synthetic_csvs, tmp_path
     np.testing.assert_allclose(frame.iloc[:, 2:].sum(axis=1), 1, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_a_folder_of_run_folders_is_an_ensemble(trained_run, synthetic_csvs, tmp_path, capsys):
     import shutil
 
@@ -103,6 +107,7 @@ def test_predict_uses_the_newest_run_under_runs(trained_run, synthetic_csvs, tmp
     assert len(read_submission("out.csv")) == 210
 
 
+@pytest.mark.slow
 def test_train_dnn_shares_the_routine(synthetic_csvs, tmp_path, capsys):
     out = tmp_path / "dnn"
     assert train_dnn.main([str(synthetic_csvs["train"]), "--match", "cnn1", "--depth", "2", "--epochs", "1",
@@ -119,6 +124,7 @@ def one_error_line(capsys):
     return err[0]
 
 
+@pytest.mark.slow
 def test_bad_inputs_get_one_line_and_no_output_file(trained_run, synthetic_csvs, tmp_path, capsys):
     x, y = synthetic.make_faces(40, seed=9)
     good = open(synthetic.write_csv(tmp_path / "g.csv", x, ids=np.arange(40))).read().splitlines()
@@ -165,6 +171,7 @@ def test_no_run_anywhere_is_a_clear_message(synthetic_csvs, tmp_path, monkeypatc
     assert "no trained run under runs/" in one_error_line(capsys)
 
 
+@pytest.mark.slow
 def test_ema_keeps_the_averaged_weights_it_validated(synthetic_csvs, tmp_path):
     """With --ema the saved best weights are the averaged ones that validation scored: loading them
     reproduces the logged val_loss (the raw weights, saved by a misordered callback, would not)."""

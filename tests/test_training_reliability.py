@@ -197,6 +197,7 @@ def test_a_stale_lock_of_a_killed_training_does_not_block(tmp_path):
 # ---------------------------------------------------------------- never a broken model
 
 
+@pytest.mark.slow
 def test_a_loss_that_turns_nan_stops_training_and_keeps_the_good_weights(small_csvs, tmp_path, capsys, monkeypatch):
     from ferkit.train import loop as train
 
@@ -222,6 +223,7 @@ def test_a_loss_that_turns_nan_stops_training_and_keeps_the_good_weights(small_c
     assert [r["epoch"] for r in history(out)] == ["1"]
 
 
+@pytest.mark.slow
 def test_a_training_that_fails_in_its_first_epoch_leaves_no_run_folder(small_csvs, tmp_path, capsys):
     out = tmp_path / "run"
     assert train_cnn.main(tiny(small_csvs, out, "--epochs", "2", "--optimizer", "sgd", "--schedule", "constant",
@@ -233,6 +235,7 @@ def test_a_training_that_fails_in_its_first_epoch_leaves_no_run_folder(small_csv
 # ---------------------------------------------------------------- a full disk, then --resume
 
 
+@pytest.mark.slow
 def test_a_full_disk_is_one_line_and_the_run_resumes_afterwards(small_csvs, tmp_path, capsys, monkeypatch):
     from ferkit import files as outputs
 
@@ -265,6 +268,7 @@ def test_a_full_disk_is_one_line_and_the_run_resumes_afterwards(small_csvs, tmp_
 # ---------------------------------------------------------------- resume = uninterrupted
 
 
+@pytest.mark.slow
 def test_a_resumed_run_matches_an_uninterrupted_one(small_csvs, tmp_path, capsys, monkeypatch):
     """Augmentation, dropout, MixUp, shuffling and the EMA all draw from (seed, epoch): stopped after
     two epochs and resumed, a run logs and ends as the uninterrupted run with the same seed."""
@@ -319,6 +323,7 @@ sys.exit(train_cnn.main(sys.argv[1:]))
 """
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_within_seconds_and_says_how_to_resume(small_csvs, tmp_path):
     out = tmp_path / "run"
     child = subprocess.Popen([sys.executable, "-c", _SLOW_SECOND_EPOCH, *tiny(small_csvs, out, "--epochs", "3")],
