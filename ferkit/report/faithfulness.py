@@ -150,7 +150,12 @@ def faithfulness_page(rows, title, subtitle=None, reading=FAITHFULNESS_READING):
         v = row[key]
         return "-" if isinstance(v, float) and not np.isfinite(v) else fmt.format(v)
 
+    from ferkit.explain import METHODS
+
+    shown = {**{m: label for m, (label, _) in METHODS.items()}, "random": "random order", "centre": "centre prior"}
     body = [[cell(r, k, f) for k, _, f in COLUMNS] for r in rows]
+    for line in body:
+        line[0] = shown.get(line[0], line[0])
     page = Page(title, reading=reading, subtitle=subtitle)
     height = 0.3 * (len(body) + 2)
     ax = page.axes(page.left, page.y - height, page.text_width, height)
