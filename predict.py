@@ -84,12 +84,25 @@ def parse(argv):
 
 
 def predict(args):
-    import numpy as np
+    job = plan_job(args)
+    t0 = time.time()
+    # TensorFlow loads here, after the checks in plan_job (ferkit.backend.configure_tensorflow ran first).
+    from ferkit.files import check_outputs
+    from ferkit.runs import load as runs
 
-    import data
+    if not args.weights:  # the default run's files are inputs too
+        check_outputs([args.out_csv], runs.run_inputs(None), derived=job.annotated.values() if job else ())
+    if job is not None:
+        return predict_faces(args, job)
+    return predict_csv(args, t0)
+
+
+def plan_job(args):
+    """Everything refused before a model loads: the input kind (CSV, pictures, video, camera),
+    the options that apply to it, and every output through the outputs guard. Returns the
+    pictures' job, or None for CSV input."""
     from ferkit.errors import FERError
     from ferkit import preflight
-    from ferkit.files import check_outputs, open_output
     from ferkit.runs.layout import expand_weights
     from ferkit.faces import media  # Pillow and OpenCV, no TensorFlow: checks of pictures stay instant too
 
@@ -111,24 +124,30 @@ def predict(args):
     preflight.check([args.out_csv], [] if job else [args.test_csv], args.weights or [], usage=args.usage,
                     inputs=[args.test_csv] if job and args.test_csv else [],
                     derived=job.annotated.values() if job else ())
-    t0 = time.time()
-    # TensorFlow loads here, after the checks above (ferkit.backend.configure_tensorflow ran first).
+    return job
+
+
+def predict_faces(args, job):
+    """Pictures, folders, videos and cameras: detect, crop, classify (ferkit/faces)."""
+    from ferkit.faces.detect import default_detector, default_second
+    from ferkit.faces.reader import predict_files
+    from ferkit.faces.track import DETECT_EVERY
+
+    detector = args.detector or default_detector(live=job.kind.frames)  # docs/PERFORMANCE.md
+    second = None if args.detector else default_second(detector)
+    return predict_files(job, args.out_csv, weights=args.weights, tta=args.tta, probs=args.probs,
+                         every=args.every or 1, detector=detector, batch_size=args.batch_size,
+                         detect_every=args.detect_every or DETECT_EVERY, second=second)
+
+
+def predict_csv(args, t0):
+    """A CSV of faces, chunk by chunk, so memory stays bounded; prints accuracy when labelled."""
+    import numpy as np
+
+    import data
+    from ferkit.files import open_output
     from ferkit.infer import load_runs, model_line, predict_proba
-    from ferkit.runs import load as runs
 
-    if not args.weights:  # the default run's files are inputs too
-        check_outputs([args.out_csv], runs.run_inputs(None), derived=job.annotated.values() if job else ())
-    if job is not None:
-        from ferkit.faces.reader import predict_files
-
-        from ferkit.faces.detect import default_detector, default_second
-        from ferkit.faces.track import DETECT_EVERY
-
-        detector = args.detector or default_detector(live=job.kind.frames)  # docs/PERFORMANCE.md
-        second = None if args.detector else default_second(detector)
-        return predict_files(job, args.out_csv, weights=args.weights, tta=args.tta, probs=args.probs,
-                             every=args.every or 1, detector=detector, batch_size=args.batch_size,
-                             detect_every=args.detect_every or DETECT_EVERY, second=second)
     loaded = load_runs(args.weights)
     nets = [m for m, _ in loaded]
     print(model_line([info for _, info in loaded], args.tta), flush=True)

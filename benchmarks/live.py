@@ -156,7 +156,7 @@ def cpu_name():
         return platform.processor() or platform.machine()
 
 
-def main(argv=None):
+def build_parser():
     p = Parser(description=__doc__.split("\n\n")[0])
     p.add_argument("--faces", choices=("photo", "fer"), default="photo", help="what is pasted (see above)")
     p.add_argument("--detector", help="blazeface, mtcnn or haar (default: LiveTracker's)")
@@ -174,7 +174,11 @@ def main(argv=None):
                    "video, e.g. for timing predict.py on it")
     p.add_argument("--model-call", action="store_true", help="only time one model call on 3 faces: Keras' "
                    "model.predict against model.predict_on_batch (which predict_proba uses for one batch)")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
     configure_tensorflow()
     if args.model_call:
         return model_call(args.weights)
@@ -198,6 +202,18 @@ def main(argv=None):
         detector = Detector(detector or default_detector(live=True), max_side=args.max_side)
     tracker = LiveTracker(args.weights, detector=detector, every=args.every or DETECT_EVERY,
                           second=None if args.second == "none" else args.second, second_every=args.second_every)
+    stats = run_stream(tracker, encoded, truth)
+    if args.save_frame:
+        save_frame(args.save_frame, stats["last"], truth[-1])
+    print_figures(args.frames, source, tracker, stats)
+    return 0
+
+
+def run_stream(tracker, encoded, truth):
+    """Decode, process and answer every frame; after the warm-up, the time of each stage, the
+    wall and CPU time, and the faces found per source."""
+    import cv2
+
     stages = {s: 0.0 for s in ("decode", "convert", "detect", "track", "classify", "answer")}
     detections = false = 0
     found = {}  # source name -> [found, total]
@@ -228,14 +244,26 @@ def main(argv=None):
             found[name][1] += 1
         assert answer
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
-    if args.save_frame:
-        from ferkit.faces import media
+    return {"stages": stages, "detections": detections, "false": false, "found": found, "wall": wall, "cpu": cpu,
+            "last": (bgr, faces)}
 
-        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        for sx, sy, side, _ in squares:  # the true faces, thin white squares
-            cv2.rectangle(rgb, (int(sx), int(sy)), (int(sx + side), int(sy + side)), (255, 255, 255), 1)
-        media.write_image(args.save_frame, media.draw_faces(rgb, faces))
-    n = args.frames
+
+def save_frame(path, last, squares):
+    """The last frame with the boxes found, and the true faces as thin white squares."""
+    import cv2
+
+    from ferkit.faces import media
+
+    bgr, faces = last
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    for sx, sy, side, _ in squares:
+        cv2.rectangle(rgb, (int(sx), int(sy)), (int(sx + side), int(sy + side)), (255, 255, 255), 1)
+    media.write_image(path, media.draw_faces(rgb, faces))
+
+
+def print_figures(n, source, tracker, stats):
+    stages, found, wall, cpu = stats["stages"], stats["found"], stats["wall"], stats["cpu"]
+    detections, false = stats["detections"], stats["false"]
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"machine: {cpu_name()}, {os.cpu_count()} cores, load average {load:.1f}; {tracker.describe()}")
     print(f"{n} frames of {SIZE[0]}x{SIZE[1]} with 1-3 moving faces of 80-130 px from {source}")

@@ -254,3 +254,17 @@ def test_the_cycle_check_catches_a_cycle(tmp_path, monkeypatch):
     monkeypatch.setattr(sys.modules[__name__], "PACKAGE_MODULES", PACKAGE_MODULES | {"ferkit.report.a", "ferkit.report.b"})
     with pytest.raises(AssertionError, match="import cycles"):
         test_no_import_cycle_between_modules()
+
+
+def test_no_function_over_60_lines_and_no_class_over_120():
+    """Issue 26's size rule: a long function or class is several jobs waiting to be split."""
+    long = []
+    for path in _python_files():
+        with open(path) as f:
+            tree = ast.parse(f.read())
+        for node in ast.walk(tree):
+            size = getattr(node, "end_lineno", 0) - getattr(node, "lineno", 0) + 1
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and size > 60 \
+                    or isinstance(node, ast.ClassDef) and size > 120:
+                long.append(f"{os.path.relpath(path, ROOT)}:{node.lineno} {node.name} ({size} lines)")
+    assert not long, long

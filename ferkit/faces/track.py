@@ -84,7 +84,7 @@ class BoxTracker:
         if detect or both:
             found = self.detector(rgb)
             if both:
-                found = self._merge(found, self.second(rgb))
+                found = merge_detections(found, self.second(rgb), self.detector.geometry, self.second.geometry)
             self._detected(found, gray, both)
             self._since = 0
         else:
@@ -100,37 +100,15 @@ class BoxTracker:
         self.timings = {"detect" if detect or both else "track": 1000 * (time.perf_counter() - t0)}
         return self.boxes.copy(), self.tracks.copy()
 
-    def _merge(self, first, second):
-        """The first detector's boxes, plus the second's that overlap none of them, converted to the
-        first's convention: the same crop square (CROP_GEOMETRY) around the same centre."""
-        second = np.asarray(second, np.float64).reshape(-1, 5)
-        if len(first):
-            second = second[iou(second, first).max(axis=1) < _SAME_FACE] if len(second) else second
-        if not len(second):
-            return first
-        side = second[:, 2] * self.second.geometry[0] / self.detector.geometry[0]
-        cx, cy = second[:, 0] + second[:, 2] / 2, second[:, 1] + second[:, 3] / 2
-        converted = np.stack([cx - side / 2, cy - side / 2, side, side, second[:, 4]], axis=1)
-        return np.concatenate([np.asarray(first, np.float64).reshape(-1, 5), converted])
-
     def _detected(self, boxes, gray, complete=True):
         """New detections keep the track number of the box each overlaps most, else get a new one.
         Unless the detections are `complete` (every detector ran), faces they miss that a detector
         found within the last `second_every` frames stay, followed by flow."""
         boxes = np.asarray(boxes, np.float64).reshape(-1, 5)
-        tracks = np.full(len(boxes), -1, int)
-        matched = np.zeros(len(self.boxes), bool)
-        if len(boxes) and len(self.boxes):
-            overlap = iou(boxes, self.boxes)
-            for _ in range(min(overlap.shape)):
-                i, j = np.unravel_index(np.argmax(overlap), overlap.shape)
-                if overlap[i, j] < _SAME_FACE:
-                    break
-                tracks[i], matched[j] = self.tracks[j], True
-                overlap[i, :], overlap[:, j] = -1, -1
+        tracks, matched = match_tracks(boxes, self.boxes, self.tracks)
         for i in np.flatnonzero(tracks < 0):
             tracks[i], self._next_track = self._next_track, self._next_track + 1
-        points = [self._corners(gray, b) for b in boxes]
+        points = [corners(gray, b) for b in boxes]
         looks = [_looks(gray, b) for b in boxes]
         seen = np.full(len(boxes), self._frame)
         if not complete and self.second is not None:
@@ -147,20 +125,6 @@ class BoxTracker:
                 looks += [t for t, k in zip(self._looks, keep) if k]
         self.boxes, self.tracks, self._seen, self._points, self._looks = boxes, tracks, seen, points, looks
         self._detected_at = self._frame
-
-    @staticmethod
-    def _corners(gray, box):
-        """Corner points in the middle of a box (its edges may hold background that moves otherwise)."""
-        h, w = gray.shape
-        x0, y0 = max(0, int(box[0] + 0.15 * box[2])), max(0, int(box[1] + 0.15 * box[3]))
-        x1, y1 = min(w, int(box[0] + 0.85 * box[2])), min(h, int(box[1] + 0.85 * box[3]))
-        if x1 - x0 < 4 or y1 - y0 < 4:
-            return np.zeros((0, 1, 2), np.float32)
-        pts = cv2.goodFeaturesToTrack(gray[y0:y1, x0:x1], maxCorners=30, qualityLevel=0.01,
-                                      minDistance=max(3, int(box[2] / 12)))
-        if pts is None:
-            return np.zeros((0, 1, 2), np.float32)
-        return (pts + np.array([x0, y0], np.float32)).astype(np.float32)
 
     def _follow(self, gray):
         """Move each box by the median flow of its points from the last frame to this one. Points
@@ -185,7 +149,7 @@ class BoxTracker:
                     self.boxes[k, :2] += np.median(new[ok] - old[ok], axis=0)[0]
                     self._points[k] = new[ok].reshape(-1, 1, 2)
             if len(self._points[k]) < _MIN_POINTS:
-                self._points[k] = self._corners(gray, self.boxes[k])
+                self._points[k] = corners(gray, self.boxes[k])
         return lost
 
     def _drop(self, gone):
@@ -193,6 +157,50 @@ class BoxTracker:
         self.boxes, self.tracks, self._seen = self.boxes[keep], self.tracks[keep], self._seen[keep]
         self._points = [p for p, k in zip(self._points, keep) if k]
         self._looks = [t for t, k in zip(self._looks, keep) if k]
+
+
+def merge_detections(first, second, first_geometry, second_geometry):
+    """The first detector's boxes, plus the second's that overlap none of them, converted to the
+    first's convention: the same crop square (the detectors' CROP_GEOMETRY) around the same centre."""
+    second = np.asarray(second, np.float64).reshape(-1, 5)
+    if len(first):
+        second = second[iou(second, first).max(axis=1) < _SAME_FACE] if len(second) else second
+    if not len(second):
+        return first
+    side = second[:, 2] * second_geometry[0] / first_geometry[0]
+    cx, cy = second[:, 0] + second[:, 2] / 2, second[:, 1] + second[:, 3] / 2
+    converted = np.stack([cx - side / 2, cy - side / 2, side, side, second[:, 4]], axis=1)
+    return np.concatenate([np.asarray(first, np.float64).reshape(-1, 5), converted])
+
+
+def match_tracks(boxes, old_boxes, old_tracks):
+    """Greedy matching by overlap: each new box takes the track number of the old box it overlaps
+    most (above _SAME_FACE), else -1. Returns (tracks (N,), which old boxes were matched (M,))."""
+    tracks = np.full(len(boxes), -1, int)
+    matched = np.zeros(len(old_boxes), bool)
+    if len(boxes) and len(old_boxes):
+        overlap = iou(boxes, old_boxes)
+        for _ in range(min(overlap.shape)):
+            i, j = np.unravel_index(np.argmax(overlap), overlap.shape)
+            if overlap[i, j] < _SAME_FACE:
+                break
+            tracks[i], matched[j] = old_tracks[j], True
+            overlap[i, :], overlap[:, j] = -1, -1
+    return tracks, matched
+
+
+def corners(gray, box):
+    """Corner points in the middle of a box (its edges may hold background that moves otherwise)."""
+    h, w = gray.shape
+    x0, y0 = max(0, int(box[0] + 0.15 * box[2])), max(0, int(box[1] + 0.15 * box[3]))
+    x1, y1 = min(w, int(box[0] + 0.85 * box[2])), min(h, int(box[1] + 0.85 * box[3]))
+    if x1 - x0 < 4 or y1 - y0 < 4:
+        return np.zeros((0, 1, 2), np.float32)
+    pts = cv2.goodFeaturesToTrack(gray[y0:y1, x0:x1], maxCorners=30, qualityLevel=0.01,
+                                  minDistance=max(3, int(box[2] / 12)))
+    if pts is None:
+        return np.zeros((0, 1, 2), np.float32)
+    return (pts + np.array([x0, y0], np.float32)).astype(np.float32)
 
 
 def _looks(gray, box, size=16):
