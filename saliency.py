@@ -79,8 +79,10 @@ def check_args(args):
 
     if args.jitter is not None and not 0 <= args.jitter <= 23:
         raise FERError(f"--jitter {args.jitter}: a shift of 0..23 pixels")
-    if args.patch < 1 or 48 % args.patch:
-        raise FERError(f"--patch {args.patch}: must divide 48 (1, 2, 3, 4, 6, 8, 12, 16, 24 or 48)")
+    side = data.IMAGE_SIZE
+    if args.patch < 1 or side % args.patch:
+        divisors = ", ".join(str(d) for d in range(1, side + 1) if side % d == 0)
+        raise FERError(f"--patch {args.patch}: must divide {side} ({divisors})")
     if args.out_csv and not args.evaluate:
         raise FERError("--out-csv needs --evaluate (it writes the faithfulness table)")
     outputs = [args.out_csv] if args.evaluate else [args.out]

@@ -9,6 +9,8 @@ added by models.build_model as the `logits` and `probs` layers.
 """
 from ferkit.backend import import_keras
 
+from data import IMAGE_SIZE, NUM_CLASSES
+
 from .registry import build_model, register
 
 keras = import_keras()  # TensorFlow's start-up notices stay off stderr
@@ -86,7 +88,7 @@ def dnn(x, match="cnn3", depth=3, dropout=0.3):
     return x
 
 
-def dnn_params(width, depth, inputs=48 * 48, classes=7):
+def dnn_params(width, depth, inputs=IMAGE_SIZE * IMAGE_SIZE, classes=NUM_CLASSES):
     return inputs * width + width + (depth - 1) * (width * width + width) + width * classes + classes
 
 
