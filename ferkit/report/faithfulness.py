@@ -154,8 +154,9 @@ def faithfulness_page(rows, title, subtitle=None, reading=FAITHFULNESS_READING):
 
     shown = {**{m: label for m, (label, _) in METHODS.items()}, "random": "random order", "centre": "centre prior"}
     body = [[cell(r, k, f) for k, _, f in COLUMNS] for r in rows]
-    for line in body:
-        line[0] = shown.get(line[0], line[0])
+    for line in body:  # a long name on two lines, so it stays inside its narrow column
+        name = shown.get(line[0], line[0])
+        line[0] = name.replace(" ", "\n", 1) if len(name) > 14 else name
     page = Page(title, reading=reading, subtitle=subtitle)
     height = 0.3 * (len(body) + 2)
     ax = page.axes(page.left, page.y - height, page.text_width, height)
