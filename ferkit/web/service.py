@@ -66,6 +66,22 @@ def frame_processor(reader, live=True):
     return _Frames(reader)
 
 
+def _describe(reader):
+    """The page's model line: the model, and how faces are found in photos and in streams."""
+    from ferkit.faces.detect import default_detector, default_second
+    from ferkit.faces.track import DETECT_EVERY, SECOND_EVERY
+
+    detector = getattr(reader, "detector", None)
+    if detector is None:  # a reader without a detector of its own (tests' stand-ins)
+        return reader.describe()
+    line = reader.describe() + " in photos"
+    if detector.name == default_detector():  # streams use the live path (frame_processor)
+        first, second = default_detector(live=True), default_second(default_detector(live=True))
+        line += (f"; in camera frames and videos by {first} on one frame in {DETECT_EVERY}, followed by optical "
+                 f"flow between" + (f", and by {second} on one frame in {SECOND_EVERY}" if second else ""))
+    return line
+
+
 class _Locked:
     def __init__(self, processor, lock):
         self._processor, self._lock = processor, lock
@@ -81,7 +97,7 @@ class Service:
     def __init__(self, reader, describe=None):
         self.reader = reader
         self._lock = threading.Lock()
-        self.description = describe or reader.describe()
+        self.description = describe or _describe(reader)
 
     @classmethod
     def load(cls, weights=None, tta=False, detector=None):
