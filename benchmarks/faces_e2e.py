@@ -74,16 +74,6 @@ def run(files, reader, group):
     return stages, faces
 
 
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        import platform
-
-        return platform.processor() or platform.machine()
-
-
 def main(argv=None):
     p = Parser(description=__doc__.split("\n\n")[0])
     p.add_argument("--pictures", type=int, default=48)
@@ -105,7 +95,9 @@ def main(argv=None):
         stages, faces = run(files[GROUP:], reader, GROUP)
     wall = sum(s[0] for s in stages.values())
     cpu = sum(s[1] for s in stages.values())
-    print(f"machine: {cpu_name()}, {os.cpu_count()} cores; {reader.describe()}")
+    from ferkit.runs.folder import hardware
+
+    print(f"machine: {hardware()}; {reader.describe()}")
     print(f"{args.pictures} JPEG photos of {size[0]}x{size[1]}, faces from {source}: {faces} faces found")
     print(f"{args.pictures / wall:.1f} pictures/s, {faces / wall:.1f} faces/s end to end "
           f"(wall; {faces / cpu:.1f} faces per CPU-second)")

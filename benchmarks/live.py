@@ -146,16 +146,6 @@ def model_call(weights, faces=3, repeats=30):
         print(f"{name}: {1000 * np.median(times):.1f} ms for {faces} faces (median of {repeats})")
 
 
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        import platform
-
-        return platform.processor() or platform.machine()
-
-
 def build_parser():
     p = Parser(description=__doc__.split("\n\n")[0])
     p.add_argument("--faces", choices=("photo", "fer"), default="photo", help="what is pasted (see above)")
@@ -265,7 +255,9 @@ def print_figures(n, source, tracker, stats):
     stages, found, wall, cpu = stats["stages"], stats["found"], stats["wall"], stats["cpu"]
     detections, false = stats["detections"], stats["false"]
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"machine: {cpu_name()}, {os.cpu_count()} cores, load average {load:.1f}; {tracker.describe()}")
+    from ferkit.runs.folder import hardware
+
+    print(f"machine: {hardware()}, load average {load:.1f}; {tracker.describe()}")
     print(f"{n} frames of {SIZE[0]}x{SIZE[1]} with 1-3 moving faces of 80-130 px from {source}")
     hits, total = (sum(v[i] for v in found.values()) for i in (0, 1))
     by_source = ", ".join(f"{k} {v[0] / v[1]:.0%}" for k, v in sorted(found.items())) if len(found) > 1 else ""
