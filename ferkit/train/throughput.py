@@ -67,8 +67,9 @@ def matmul_peak(dtype="float32", n=2048, seconds=2.0):
 
 
 def sync(x):
-    """Wait for x to be computed (JAX and torch may return before it is)."""
-    keras.ops.convert_to_numpy(x[0, 0])
+    """Wait for x to be computed (JAX and torch may return before it is); cast first, since
+    TensorFlow cannot hand a bfloat16 tensor to numpy."""
+    keras.ops.convert_to_numpy(keras.ops.cast(x[0, 0], "float32"))
 
 
 def measure_keras(name, batch_size=64, steps=30, warmup=3, infer_batch_size=256, augment=True, standardize=True,
