@@ -8,7 +8,6 @@ A lent GPU machine receives at most 64 MiB and reaches nothing else (docs/GPU.md
 text is 72 MB gzipped; its raw pixels under xz with a delta filter are 47 MB, the best of the
 lossless coders tried (docs/GPU.md). Unpacking needs numpy alone, so it runs before Keras exists.
 """
-import argparse
 import lzma
 import os
 import sys
