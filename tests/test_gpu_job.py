@@ -55,12 +55,13 @@ def test_an_unlabelled_csv_cannot_be_packed(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_the_gpu_job_trains_bundles_and_packs_its_members_on_a_cpu(tiny_csv, tmp_path):
-    # A copy of the repository, since the job bundles into models/pretrained/ (the big bundles stay behind).
+    # A copy of the repository, since the job bundles into models/pretrained/. The bundles stay
+    # behind, as they do on the GPU machine (docs/GPU.md: they leave the call for its size limit).
     repo = tmp_path / "repo"
     top = {".git", ".venv", ".venv-ci", "runs", ".gpu", ".whl", "docs", "tests", "report.pdf"}
     shutil.copytree(ROOT, repo, ignore=lambda d, names: [
         n for n in names if n == "__pycache__" or (d == ROOT and n in top)
-        or os.path.join(d, n) == os.path.join(ROOT, "models", "pretrained", "ensemble")])
+        or os.path.join(d, n) == os.path.join(ROOT, "models", "pretrained")])
     pack_pixels.main(["pack", str(tiny_csv), str(repo / "train.u8.xz")])
     out = tmp_path / "out"
     out.mkdir()
