@@ -6,7 +6,7 @@
 
 A lent GPU machine receives at most 64 MiB and reaches nothing else (docs/GPU.md). The CSV's
 text is 72 MB gzipped; its raw pixels under xz with a delta filter are 47 MB, the best of the
-lossless coders tried (docs/GPU.md). Unpacking needs numpy alone, so it runs before Keras exists.
+lossless coders tried (docs/GPU.md). Neither way loads Keras.
 """
 import lzma
 import os
@@ -18,12 +18,13 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)  # run as `python scripts/pack_pixels.py`: the packages live one level up
 
+import data  # noqa: E402
+from data import NUM_PIXELS as PIXELS  # noqa: E402
 from ferkit.cli import Parser, run_main  # noqa: E402
 from ferkit.errors import FERError  # noqa: E402
 from ferkit.files import output_path  # noqa: E402
 
 MAGIC = b"FERPX1\n"
-PIXELS = 48 * 48
 FILTERS = [{"id": lzma.FILTER_DELTA, "dist": 1}, {"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME}]
 
 
@@ -52,8 +53,6 @@ def _run(args):
 
 def pack(csv, dst):
     """Write labels then pixels, row by row, as one xz stream after a header with the count."""
-    import data
-
     ds = data.load_csv(csv, cache=False)
     if ds.labels is None:
         raise FERError(f"{csv}: no label column; only a labelled CSV can be packed")
