@@ -5,9 +5,14 @@
 
 Each run's softmax is computed once (plain and over the 10 TTA views, ferkit/infer.py) and
 cached beside --cache, then every subset of two or more runs is scored by averaging them, as
-`predict.py --weights A --weights B` does. Prints one line per run and per ensemble, best last.
-For choosing members, score on a split held out from training, not on the file you report.
+`predict.py --weights A --weights B` does. Prints one line per run and per ensemble.
+For choosing members, score on a split held out from training, not on the file you report:
+`--held-out` scores the stratified tenth of the training CSV that the runs held out themselves
+(their run.json's --val-split and --seed), and refuses runs that held out different faces.
+
+    python benchmarks/ensemble.py ../shared/data/fer2013/train.csv.gz runs/long/* --held-out
 """
+import hashlib
 import itertools
 import os
 import sys
@@ -29,6 +34,8 @@ def build_parser():
     p.add_argument("runs", nargs="+", help="run folders (or bundled models)")
     p.add_argument("--cache", default=".cache/ensemble", help="folder for the cached probabilities")
     p.add_argument("--max-size", type=int, default=4, help="largest ensemble scored")
+    p.add_argument("--held-out", action="store_true",
+                   help="CSV is the runs' training CSV: score the split they all held out from it")
     return p
 
 
@@ -40,14 +47,28 @@ def score(args):
     configure_tensorflow()
     import data
     from ferkit.infer import predict_proba
+    from ferkit.errors import FERError
+    from ferkit.runs.layout import read_info
     from ferkit.runs.load import load_run
 
+    split = held_out_split(args.runs) if args.held_out else None
     ds = data.load_csv(args.csv)
+    tag = os.path.basename(args.csv).split('.')[0]
+    if split:
+        fraction, seed = split
+        for run in args.runs:
+            info = read_info(run)
+            if info.get("train_rows", 0) + info.get("val_rows", 0) != len(ds):
+                raise FERError(f"{args.csv}: {len(ds)} rows, but {run} was trained and validated on "
+                               f"{info.get('train_rows')} + {info.get('val_rows')}: not its training CSV")
+        _, va = data.stratified_split(ds.labels, fraction, seed=seed)
+        ds, tag = data.subset(ds, va), f"{tag}-heldout-{fraction}-{seed}"
+        print(f"scoring the {len(ds)} faces of {args.csv} held out by every run (--val-split {fraction}, "
+              f"--seed {seed})")
     os.makedirs(args.cache, exist_ok=True)
     probs = {}
     for run in args.runs:
-        key = os.path.join(args.cache, f"{os.path.basename(os.path.normpath(run))}-"
-                                       f"{os.path.basename(args.csv).split('.')[0]}.npz")
+        key = os.path.join(args.cache, f"{os.path.basename(os.path.normpath(run))}-{tag}-{_version(run)}.npz")
         if not os.path.exists(key):
             model, _ = load_run(run)
             t = time.time()
@@ -66,6 +87,38 @@ def score(args):
             print(f"ensemble {' + '.join(os.path.basename(os.path.normpath(m)) for m in members)}: "
                   f"{_acc(plain, ds.labels):.2%} plain, {_acc(tta, ds.labels):.2%} tta")
     return 0
+
+
+def held_out_split(runs):
+    """(val_split, seed) that every run in `runs` held out from its training CSV, or a FERError:
+    a run validated on a file of its own, or on another split, has seen these faces."""
+    from ferkit.errors import FERError
+    from ferkit.runs.layout import read_info
+
+    splits = {}
+    for run in runs:
+        a = read_info(run).get("args") or {}
+        if a.get("val") or not a.get("val_split"):
+            raise FERError(f"{run}: validated on {a.get('val') or 'no split'}, not on a split held out "
+                           "from its training CSV; --held-out needs runs that held one out")
+        if a.get("seed") is None:
+            raise FERError(f"{run}: its run.json does not say which --seed split its faces")
+        splits.setdefault((float(a["val_split"]), int(a["seed"])), []).append(run)
+    if len(splits) > 1:
+        (s1, r1), (s2, r2) = list(splits.items())[:2]
+        raise FERError(f"{r1[0]} and {r2[0]} held out different faces (--val-split, --seed {s1} and "
+                       f"{s2}): each was trained on the other's held-out faces")
+    return next(iter(splits))
+
+
+def _version(run):
+    """Which weights the cached probabilities are of: runs/ab/x and runs/long/x differ, and so does
+    a run before and after it trained on."""
+    from ferkit.runs.layout import read_info, weights_path
+
+    weights = weights_path(run, read_info(run))
+    stamp = f"{os.path.abspath(weights)}:{os.path.getmtime(weights)}:{os.path.getsize(weights)}"
+    return hashlib.sha256(stamp.encode()).hexdigest()[:10]
 
 
 def _acc(p, labels):

@@ -1,0 +1,64 @@
+"""benchmarks/ensemble.py --held-out: it scores exactly the faces the runs held out from their
+training CSV, and refuses runs that did not all hold out the same ones (untrained tiny runs)."""
+import json
+
+import numpy as np
+import pytest
+
+import data
+import models
+from benchmarks import ensemble
+from data import synthetic
+from ferkit.runs import load as runs
+
+
+def tiny_run(folder, rows, seed=7, val_split=0.2, val=None):
+    """A run folder of an untrained fernet of width 8 whose run.json says how it split `rows` faces."""
+    folder.mkdir()
+    runs.save_weights(models.build_model("fernet", width=8), str(folder / runs.WEIGHTS_FILE))
+    n_val = int(round(rows * val_split))
+    info = {"model": "fernet", "options": {"width": 8}, "train_rows": rows - n_val, "val_rows": n_val,
+            "args": {"seed": seed, "val_split": val_split, "val": val}}
+    (folder / runs.RUN_FILE).write_text(json.dumps(info))
+    return folder
+
+
+@pytest.fixture
+def faces(tmp_path):
+    x, y = synthetic.make_faces(35, seed=3)  # 5 faces of each class
+    return synthetic.write_csv(tmp_path / "train.csv", x, y), y
+
+
+def test_held_out_scores_the_split_the_runs_held_out(tmp_path, faces, capsys):
+    csv, labels = faces
+    a, b = tiny_run(tmp_path / "a", 35), tiny_run(tmp_path / "b", 35)
+    rc = ensemble.main([str(csv), str(a), str(b), "--held-out", "--cache", str(tmp_path / "ens")])
+    assert rc == 0
+    out = capsys.readouterr().out.splitlines()
+    _, va = data.stratified_split(labels, 0.2, seed=7)
+    assert out[0].startswith(f"scoring the {len(va)} faces of {csv} held out by every run")
+    assert len(va) == 7 and sorted(labels[va].tolist()) == list(range(7))  # one face of each class
+    assert sum(line.startswith("ensemble a + b:") for line in out) == 1
+    cached = sorted(p.name for p in (tmp_path / "ens").iterdir())
+    assert [name[:-len("-0123456789.npz")] for name in cached] == ["a-train-heldout-0.2-7", "b-train-heldout-0.2-7"]
+    assert np.load(tmp_path / "ens" / cached[0])["plain"].shape == (7, 7)
+
+
+@pytest.mark.parametrize("second, message", [
+    (dict(seed=8), "held out different faces"),
+    (dict(val="public_test.csv"), "validated on public_test.csv, not on a split held out"),
+])
+def test_held_out_refuses_runs_that_saw_each_others_faces(tmp_path, faces, capsys, second, message):
+    csv, _ = faces
+    a, b = tiny_run(tmp_path / "a", 35), tiny_run(tmp_path / "b", 35, **second)
+    assert ensemble.main([str(csv), str(a), str(b), "--held-out", "--cache", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+
+
+def test_held_out_refuses_a_csv_the_runs_were_not_trained_on(tmp_path, faces, capsys):
+    csv, _ = faces
+    a = tiny_run(tmp_path / "a", 40)
+    assert ensemble.main([str(csv), str(a), "--held-out", "--cache", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "35 rows, but" in err[0] and "not its training CSV" in err[0]
