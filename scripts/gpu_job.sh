@@ -4,7 +4,7 @@
 # and put the float16 bundles, logs, run.json and history.csv files under $OUT in parts of at
 # most 15 MB (the device tool brings back 8 files of 16 MiB at most).
 #
-#   OUT=... bash scripts/gpu_job.sh [MEMBER...]      # default: the second round, the three MixUp/CutMix fervgg
+#   OUT=... bash scripts/gpu_job.sh [MEMBER...]      # default: the second round, below
 #
 # Environment: MIN (minutes per member; default the recipes' own), PACK (.gpu/train.u8.xz),
 # WHEELS (.whl), TRAIN (where the CSV is unpacked), SKIP_PIP=1 where Keras is installed already.
@@ -12,7 +12,9 @@
 set -uo pipefail
 OUT=${OUT:?set OUT to the folder that comes back}
 cd "$(dirname "$0")/.."
-members=("$@"); [ ${#members[@]} -gt 0 ] || members=(gpu-fervgg-mixcut gpu-fervgg-mixcut-s6 gpu-fervgg-mixcut-sgd)
+# The second round: two MixUp/CutMix fervgg (ensemble members, teachers) and two fernet, candidates
+# for the bundled default, all four at once (docs/GPU.md).
+members=("$@"); [ ${#members[@]} -gt 0 ] || members=(gpu-fervgg-mixcut gpu-fervgg-mixcut-sgd gpu-fernet gpu-fernet-mixcut)
 PACK=${PACK:-.gpu/train.u8.xz}; WHEELS=${WHEELS:-.whl}; TRAIN=${TRAIN:-/tmp/ferkit-train.csv}
 RUNS=${RUNS:-runs/gpu}; python=${PYTHON:-python3}
 t0=$(date +%s)
