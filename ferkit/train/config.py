@@ -36,7 +36,7 @@ def build_parser(prog, description, model="cnn3", choose_model=True, model_args=
 
 def _model_group(g, model, choose_model, model_args):
     if choose_model:
-        g.add_argument("--model", default=model, help="network from the models registry (cnn1, cnn2, cnn3, fernet)")
+        g.add_argument("--model", default=model, help="network from the models registry (cnn1, cnn2, cnn3, fernet, fervgg)")
     g.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="model option, e.g. --option width=24 (repeatable; see models/)")
     g.add_argument("--no-standardize", dest="standardize", action="store_false",
