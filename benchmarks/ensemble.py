@@ -53,6 +53,8 @@ def score(args):
 
     split = held_out_split(args.runs) if args.held_out else None
     ds = data.load_csv(args.csv)
+    if ds.labels is None:
+        raise FERError(f"{args.csv}: no label column, nothing to score against")
     tag = os.path.basename(args.csv).split('.')[0]
     if split:
         fraction, seed = split
@@ -65,7 +67,10 @@ def score(args):
         ds, tag = data.subset(ds, va), f"{tag}-heldout-{fraction}-{seed}"
         print(f"scoring the {len(ds)} faces of {args.csv} held out by every run (--val-split {fraction}, "
               f"--seed {seed})")
-    os.makedirs(args.cache, exist_ok=True)
+    try:
+        os.makedirs(args.cache, exist_ok=True)
+    except OSError as e:
+        raise FERError(f"--cache {args.cache}: cannot make the folder ({e.strerror})") from None
     probs = {}
     for run in args.runs:
         key = os.path.join(args.cache, f"{os.path.basename(os.path.normpath(run))}-{tag}-{_version(run)}.npz")
@@ -75,7 +80,9 @@ def score(args):
             plain = predict_proba(model, ds.images)
             t_plain = time.time() - t
             tta = predict_proba(model, ds.images, tta=True)
-            np.savez(key, plain=plain, tta=tta, t_plain=t_plain)
+            with open(key + ".part", "wb") as f:  # a run cut short leaves no half file to be read next time
+                np.savez(f, plain=plain, tta=tta, t_plain=t_plain)
+            os.replace(key + ".part", key)
         probs[run] = np.load(key)
         p = probs[run]
         print(f"{run}: {_acc(p['plain'], ds.labels):.2%} plain, {_acc(p['tta'], ds.labels):.2%} tta "

@@ -94,8 +94,11 @@ def iter_csv(path, chunk_rows=None, usage=None):
     layout = check_csv(path, usage)
     try:
         with _open_binary(path) as handle:
+            # Blank lines are read as empty rows and dropped in _parse_frame, so that a row's index
+            # stays its line number in the file (pandas would skip them and shift every later line).
             reader = pd.read_csv(handle, dtype=str, keep_default_na=False, chunksize=chunk_rows or 10**9,
-                                 skipinitialspace=True, index_col=False, encoding="utf-8-sig")
+                                 skipinitialspace=True, index_col=False, encoding="utf-8-sig",
+                                 skip_blank_lines=False)
             rows = 0
             for frame in _frames(reader, path):
                 chunk = _parse_frame(frame, layout, path, usage)
@@ -260,7 +263,7 @@ def _parse_fast(raw, path):
         return None
     if header != ("label", "feature"):
         return None  # ids are kept as written, so id files take the careful path
-    values = _ints_per_line(raw, 1 + NUM_PIXELS, separators=b" ,\r", start=head_end + 1)
+    values = _ints_per_line(raw, 1 + NUM_PIXELS, separators=b" ,\r", start=head_end + 1, one_comma=True)
     if values is None or len(values) == 0:
         return None
     first, pixels = values[:, 0], values[:, 1:]
@@ -272,12 +275,14 @@ def _parse_fast(raw, path):
     return Dataset(images, first.astype(np.int64), None, path)
 
 
-def _ints_per_line(buf, per_line, separators=b" ", start=0):
+def _ints_per_line(buf, per_line, separators=b" ", start=0, one_comma=False):
     """Parse buf[start:] (lines of non-negative integers) into an int16 (lines, per_line) array.
 
     Returns None unless every line holds exactly `per_line` integers of at most 3 digits.
     Works on numpy views of blocks of about 4 MB, copying nothing, so temporaries stay in
-    cache: several times faster than one pass over the whole file (benchmarks/load_csv.py)."""
+    cache: several times faster than one pass over the whole file (benchmarks/load_csv.py).
+    With `one_comma`, each line must be `first,rest` (one comma, right after the first number),
+    as the careful path reads a two-column file; anything else goes to the careful path."""
     end = len(buf)
     while end > start and buf[end - 1] in b"\r\n \t":
         end -= 1
@@ -288,7 +293,7 @@ def _ints_per_line(buf, per_line, separators=b" ", start=0):
     while pos < end:
         stop = buf.find(b"\n", pos + (1 << 22), end)
         stop = end if stop < 0 else stop
-        part = _ints_block(a[pos:stop], per_line, separators)
+        part = _ints_block(a[pos:stop], per_line, separators, one_comma)
         if part is None:
             return None
         parts.append(part)
@@ -296,13 +301,17 @@ def _ints_per_line(buf, per_line, separators=b" ", start=0):
     return np.concatenate(parts)
 
 
-def _ints_block(a, per_line, separators):
+def _ints_block(a, per_line, separators, one_comma=False):
     digit = a - np.uint8(48)  # wraps non-digits to >= 10
     is_digit = digit < 10
     is_newline = a == 10
     allowed = is_digit | is_newline
+    is_comma = None
     for s in separators:
-        allowed |= a == s
+        is_sep = a == s
+        allowed |= is_sep
+        if s == ord(","):
+            is_comma = is_sep
     if not allowed.all():
         return None
     # Digit runs: +1 where a run starts, -1 one past where it ends; they alternate.
@@ -318,6 +327,11 @@ def _ints_block(a, per_line, separators):
     if len(newlines) and not np.array_equal(np.searchsorted(starts, newlines),
                                             np.arange(1, n_lines) * per_line):
         return None
+    if one_comma:
+        commas = np.flatnonzero(is_comma) if is_comma is not None else np.zeros(0, np.int64)
+        if len(commas) != n_lines or not (np.all(ends[0::per_line] <= commas)
+                                          and np.all(commas < starts[1::per_line])):
+            return None
     length = ends - starts
     if length.max() > 3:
         return None
@@ -333,13 +347,14 @@ def _ints_block(a, per_line, separators):
 def _parse_frame(frame, layout, path, usage):
     label_col, id_col, pixel_col, usage_col = layout
     frame.columns = [str(c).strip() for c in frame.columns]
+    frame = frame[frame.ne("").any(axis=1)]  # blank lines
     if usage is not None:
         frame = frame[frame[usage_col].str.strip() == usage]
-    lines = frame.index.to_numpy() + 2  # file line numbers (header is line 1; no blank lines skipped)
+    lines = frame.index.to_numpy() + 2  # file line numbers (header is line 1; blank lines kept as rows)
     n = len(frame)
     features = frame[pixel_col].str.strip().tolist()
     values = _ints_per_line("\n".join(features).encode("ascii", "replace"), NUM_PIXELS) if n else None
-    if values is None and n:
+    if n and (values is None or len(values) != n):  # an empty field joins into no line at all
         values = _parse_pixels_slowly(features, lines, path)  # raises on the first bad row
     if n and values.max() > 255:
         row = int(np.argmax(values.max(axis=1) > 255))
@@ -388,6 +403,8 @@ def _parse_pixels_slowly(features, lines, path):
     rows = []
     for feature, line in zip(features, lines):
         tokens = feature.split()
+        if not tokens:
+            raise FERError(f"{path}, line {line}: no pixels (an empty pixel field; a missing comma?)")
         if len(tokens) != NUM_PIXELS:
             raise FERError(f"{path}, line {line}: {len(tokens)} pixels, expected {NUM_PIXELS} (48x48)")
         for i, tok in enumerate(tokens):

@@ -177,6 +177,8 @@ def _recipe_value(path, key, action, value):
         return value
     if isinstance(value, (dict, list)):
         raise FERError(f"{path}: {key}: expected one value, got {value!r}")
+    if action.type is None and not isinstance(value, str):  # a name, a path or KEY=VALUE: text, as argv gives it
+        raise FERError(f"{path}: {key} = {value!r}: expected text in quotes, e.g. {key} = \"{value}\"")
     if action.type is not None:
         try:
             value = action.type(str(value)) if isinstance(value, (str, int, float)) and not isinstance(value, bool) \

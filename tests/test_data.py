@@ -132,10 +132,27 @@ def good_pixels(value=7):
     # an extra field in the first row: pandas would have taken column 1 as an index and shifted the rest
     ("label,feature", [f"1,{good_pixels()},9", f"2,{good_pixels()}"], r"bad\.csv, line 2: 3 fields, but the header has 2"),
     ("image,label", [f"{good_pixels()},1"], r"line 1: unknown header 'image,label'"),
+    # blank lines are skipped but still counted: the bad row is named by its line in the file
+    ("label,feature", [f"1,{good_pixels()}", "", f"1,{good_pixels()}", "", "", f"9,{good_pixels()}"],
+     r"bad\.csv, line 7: label 9 outside 0\.\.6"),
+    ("id,feature", ["", f"a,{good_pixels()}", f"b,{' '.join(['1'] * 2303)}"], r"line 4: 2303 pixels"),
+    # what the fast path must not take for a separator: a space for the comma, a comma among pixels
+    ("label,feature", [f"1,{good_pixels()}", f"3 {good_pixels()}"], r"line 3: no pixels \(an empty pixel field"),
+    ("label,feature", [f"1,{good_pixels()}", f"3,7 7,{good_pixels()[4:]}"], r"line 3: 3 fields, but the header has 2"),
+    ("label,feature", [f"1,{good_pixels()}", f"3,{good_pixels()},"], r"line 3: 3 fields, but the header has 2"),
 ])
 def test_bad_rows_name_file_line_and_problem(tmp_path, header, rows, message):
+    path = write_rows(tmp_path, header, rows)
     with pytest.raises(FERError, match=message):
-        data.load_csv(write_rows(tmp_path, header, rows))
+        data.load_csv(path)  # what training reads
+    with pytest.raises(FERError, match=message):
+        data.concat(list(data.iter_csv(path, chunk_rows=1)))  # what predict reads, a row at a time
+
+
+def test_blank_lines_are_skipped_by_both_readers(tmp_path):
+    path = write_rows(tmp_path, "label,feature", ["", f"1,{good_pixels()}", "", "  ", f"2,{good_pixels(9)}", ""])
+    for ds in (data.load_csv(path, cache=False), data.concat(list(data.iter_csv(path, chunk_rows=2)))):
+        assert ds.labels.tolist() == [1, 2] and ds.images[1].max() == 9
 
 
 def test_missing_empty_and_truncated_files(tmp_path, faces):

@@ -62,3 +62,16 @@ def test_held_out_refuses_a_csv_the_runs_were_not_trained_on(tmp_path, faces, ca
     assert ensemble.main([str(csv), str(a), "--held-out", "--cache", str(tmp_path / "c")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "35 rows, but" in err[0] and "not its training CSV" in err[0]
+
+
+def test_an_unlabelled_csv_or_an_unusable_cache_is_one_line(tmp_path, capsys):
+    x, _ = synthetic.make_faces(14, seed=3)
+    test = synthetic.write_csv(tmp_path / "test.csv", x, ids=np.arange(14))
+    a = tiny_run(tmp_path / "a", 14)
+    assert ensemble.main([str(test), str(a), "--cache", str(tmp_path / "ens")]) == 2
+    assert capsys.readouterr().err == f"error: {test}: no label column, nothing to score against\n"
+    (tmp_path / "file").write_text("")
+    labelled = synthetic.write_csv(tmp_path / "l.csv", *synthetic.make_faces(14, seed=3))
+    assert ensemble.main([str(labelled), str(a), "--cache", str(tmp_path / "file" / "ens")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "cannot make the folder" in err[0]

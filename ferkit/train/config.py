@@ -142,6 +142,7 @@ _RULES = [
     ("ema", lambda v: 0 <= v < 1, "must be at least 0 and below 1"),
     ("distill_temperature", lambda v: _finite(v) and v > 0, "must be a finite number above 0"),
     ("distill_weight", lambda v: 0 <= v <= 1, "must be between 0 and 1"),
+    ("seed", lambda v: 0 <= v < 2**32, "must be a whole number from 0 to 4294967295 (NumPy's seed range)"),
 ]
 
 
