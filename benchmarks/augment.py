@@ -24,7 +24,6 @@ bilinear interpolation.
 Then the cost inside training: cnn1's training step (model.fit, batch 64 as ferkit/train/loop.py) with
 and without the augmentation layer (timed by ferkit/train/throughput.py, as benchmarks/train_throughput.py).
 """
-import argparse
 import os
 import sys
 import time
@@ -33,23 +32,24 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)  # run as `python benchmarks/augment.py`: the packages live one level up
 
 from ferkit.backend import configure_tensorflow  # noqa: E402
-from ferkit.cli import Parser, run_main  # noqa: E402
+from ferkit.cli import Parser, non_negative_int, positive_int, run_main  # noqa: E402
+from ferkit.errors import FERError  # noqa: E402
 
 DEFAULT_CSV = os.path.join(os.path.dirname(ROOT), "shared", "data", "fer2013", "train.csv.gz")
 ROTATION, SHIFT, ZOOM = 15.0, 0.1, 0.1
 
 
 def build_parser():
-    p = Parser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = Parser(prog="augment.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--train-csv", default=DEFAULT_CSV, help="images to augment (synthetic faces if missing)")
-    p.add_argument("--limit", type=int, default=None, help="use only the first N images")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--repeats", type=int, default=2, help="passes over the images per pipeline; the best counts")
+    p.add_argument("--limit", type=positive_int, default=None, help="use only the first N images")
+    p.add_argument("--batch-size", type=positive_int, default=128, help="images per augmented batch")
+    p.add_argument("--repeats", type=positive_int, default=2, help="passes over the images per pipeline; the best counts")
     p.add_argument("--no-step", dest="step", action="store_false", help="skip the cnn1 training-step overhead")
-    p.add_argument("--step-batch-size", type=int, default=64, help="cnn1 training batch (ferkit/train/loop.py's default)")
-    p.add_argument("--steps", type=int, default=40, help="timed cnn1 training steps per variant")
-    p.add_argument("--threads", type=int, default=0,
+    p.add_argument("--step-batch-size", type=positive_int, default=64,
+                   help="cnn1 training batch (default: %(default)s, as ferkit/train/loop.py)")
+    p.add_argument("--steps", type=positive_int, default=40, help="timed cnn1 training steps per variant")
+    p.add_argument("--threads", type=non_negative_int, default=0,
                    help="TensorFlow intra- and inter-op threads (0: TF's default); with 1, the img/CPU-s "
                         "column is what a busy machine does not distort")
     return p
@@ -169,7 +169,16 @@ def step_overhead(args):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    return run_main(lambda: benchmark(build_parser().parse_args(argv)))
+
+
+def benchmark(args):
+    # The images first: a batch larger than them would time no batch at all. Refused in one line,
+    # before Keras loads (a smaller --batch-size or a larger --limit is the user's choice to make).
+    images, source = load_images(args.train_csv, args.limit)
+    if args.batch_size > len(images):
+        raise FERError(f"--batch-size {args.batch_size}: larger than the {len(images)} images of {source}; "
+                       f"give --batch-size {len(images)} or less")
     configure_tensorflow()  # as the training scripts: before TensorFlow loads
     from ferkit.backend import import_keras
 
@@ -182,7 +191,6 @@ def main(argv=None):
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
         tf.config.threading.set_inter_op_parallelism_threads(args.threads)
 
-    images, source = load_images(args.train_csv, args.limit)
     n = (len(images) // args.batch_size) * args.batch_size
     print(f"machine: {throughput.machine()}; Keras {keras.__version__}, backend {keras.backend.backend()}"
           + (f", {throughput.tensorflow_line()}" if keras.backend.backend() == "tensorflow" else ""))
@@ -214,4 +222,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(run_main(main))
+    sys.exit(main())

@@ -26,7 +26,6 @@ original alike: ferkit.faces.CROP_GEOMETRY comes from these figures.
 'haar-default' and 'mediapipe' needs only numpy and OpenCV (plus the detector), so it also runs
 in another virtual environment for a detector that cannot share this one's.
 """
-import argparse
 import json
 import os
 import sys
@@ -37,10 +36,16 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SIZE = (640, 480)
+DETECTORS = ("mtcnn", "haar", "blazeface", "haar-default", "mediapipe", "mediapipe-full")
+sys.path.insert(0, os.path.dirname(HERE))  # the packages live one level up
+
+# ferkit.cli and ferkit.errors import only the standard library: `measure` still runs in another
+# virtual environment (MediaPipe's) that lacks the repository's dependencies.
+from ferkit.cli import Parser, run_main  # noqa: E402
+from ferkit.errors import FERError  # noqa: E402
 
 
 def make(folder, csv, n_faces, per_picture, seed):
-    sys.path.insert(0, os.path.dirname(HERE))
     import data  # the repository's loader; only `make` needs it
     from data.synthetic import paste_faces, random_squares
     from sklearn.datasets import load_sample_images
@@ -87,7 +92,6 @@ def detector(name):
     """A function RGB uint8 -> list of (x, y, w, h). 'mtcnn' and 'haar' are ferkit.faces.Detector
     as predict.py runs it; 'haar-default' is the cascade and settings of the `fer` package."""
     if name in ("mtcnn", "haar", "blazeface"):
-        sys.path.insert(0, os.path.dirname(HERE))
         from ferkit.faces.detect import Detector
 
         det = Detector(name)
@@ -111,7 +115,7 @@ def detector(name):
             boxes = [d.location_data.relative_bounding_box for d in found]
             return [(b.xmin * w, b.ymin * h, b.width * w, b.height * h) for b in boxes]
         return run
-    raise SystemExit(f"unknown detector {name}")
+    raise FERError(f"--detector {name}: unknown; choose one of {', '.join(DETECTORS)}")
 
 
 def match(boxes, squares):
@@ -132,11 +136,31 @@ def match(boxes, squares):
     return found, spare
 
 
+def read_json(folder, name, step):
+    """A JSON file that an earlier step wrote into `folder`; a one-line FERError otherwise."""
+    path = os.path.join(folder, name)
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise FERError(f"{path}: no such file; run `face_detectors.py {step} {folder}` first") from None
+    except (OSError, ValueError) as e:
+        raise FERError(f"{path}: not readable JSON ({str(e).splitlines()[0][:200]})") from None
+
+
+def read_picture(folder, name, flags=cv2.IMREAD_COLOR):
+    """cv2.imread, which answers None for a missing or broken picture: a FERError naming it."""
+    path = os.path.join(folder, name)
+    picture = cv2.imread(path, flags) if os.path.isfile(path) else None  # no OpenCV warning for a missing one
+    if picture is None:
+        raise FERError(f"{path}: missing or not a readable picture (run `make` again)")
+    return picture
+
+
 def measure(folder, name):
-    with open(os.path.join(folder, "truth.json")) as f:
-        truth = json.load(f)
+    truth = read_json(folder, "truth.json", "make")
     run = detector(name)
-    load = lambda n: cv2.cvtColor(cv2.imread(os.path.join(folder, n)), cv2.COLOR_BGR2RGB)  # noqa: E731
+    load = lambda n: cv2.cvtColor(read_picture(folder, n), cv2.COLOR_BGR2RGB)  # noqa: E731
     run(load(truth["empty"][0]))  # warm-up (graph building, first allocation)
     wall = cpu = 0.0
     pasted = hits = false_on_faces = false_on_empty = 0
@@ -174,18 +198,15 @@ def margin(folder, name, weights, peer):
     """How well crops of the matched boxes, at several square sizes (side / box width) and vertical
     offsets, reproduce the FER2013 faces pasted there: mean pixel correlation, and agreement of a
     classifier's labels on the crops with its labels on the original 48x48 faces."""
-    sys.path.insert(0, os.path.dirname(HERE))
     import data
     from ferkit.faces.reader import crop_squares, cut_faces
 
-    with open(os.path.join(folder, "truth.json")) as f:
-        truth = json.load(f)
-    with open(os.path.join(folder, f"boxes_{name}.json")) as f:
-        kept = json.load(f)
+    truth = read_json(folder, "truth.json", "make")
+    kept = read_json(folder, f"boxes_{name}.json", f"measure --detector {name}")
     ds = data.load_csv(truth["csv"])
     grays, boxes, rows = [], [], []
     for item in truth["faces"]:
-        gray = cv2.imread(os.path.join(folder, item["file"]), cv2.IMREAD_GRAYSCALE)
+        gray = read_picture(folder, item["file"], cv2.IMREAD_GRAYSCALE)
         for i, b in kept.get(item["file"], {}).items():
             grays.append(gray)
             boxes.append(b[:4])
@@ -230,17 +251,13 @@ def classifier(weights, peer):
     return labels
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """The toolkit's one-line usage error (ferkit/cli.py's Parser), kept here because `measure`
-    runs in other virtual environments (MediaPipe's) without the repository's packages."""
-
-    def error(self, message):
-        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
-
-
 def main(argv=None):
-    p = OneLineParser(description=__doc__.split("\n\n")[0])
-    sub = p.add_subparsers(dest="step", required=True, parser_class=OneLineParser)
+    return run_main(lambda: _run(argv))
+
+
+def _run(argv):
+    p = Parser(prog="face_detectors.py", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="step", required=True)
     m = sub.add_parser("make")
     m.add_argument("folder")
     m.add_argument("--csv", default=os.path.join(HERE, "..", "..", "shared", "data", "fer2013", "public_test.csv.gz"))
@@ -249,7 +266,7 @@ def main(argv=None):
     m.add_argument("--seed", type=int, default=0)
     r = sub.add_parser("measure")
     r.add_argument("folder")
-    r.add_argument("--detector", default="haar", help="mtcnn, haar, haar-default, mediapipe, mediapipe-full")
+    r.add_argument("--detector", default="haar", help=", ".join(DETECTORS))
     g = sub.add_parser("margin")
     g.add_argument("folder")
     g.add_argument("--detector", default="haar")
@@ -265,4 +282,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -22,7 +22,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from ferkit.backend import configure_tensorflow  # noqa: E402
-from ferkit.cli import Parser, run_main  # noqa: E402
+from ferkit.cli import Parser, add_weights, frame_size, positive_int, run_main  # noqa: E402
 
 REAL = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "fer2013", "public_test.csv.gz")
 
@@ -75,18 +75,22 @@ def run(files, reader, group):
 
 
 def main(argv=None):
-    p = Parser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--pictures", type=int, default=48)
-    p.add_argument("--size", default="640x480", help="WIDTHxHEIGHT of the photos")
+    return run_main(lambda: benchmark(argv))
+
+
+def benchmark(argv):
+    p = Parser(prog="faces_e2e.py", description=__doc__.split("\n\n")[0])
+    p.add_argument("--pictures", type=positive_int, default=48, help="timed photos (after a warm-up group)")
+    p.add_argument("--size", type=frame_size, default="640x480", metavar="WxH", help="WIDTHxHEIGHT of the photos")
     p.add_argument("--detector", choices=("mtcnn", "haar", "blazeface"))
-    p.add_argument("--weights", help="run folder (default: the default run)")
+    add_weights(p)
     p.add_argument("--tta", action="store_true")
     args = p.parse_args(argv)
     configure_tensorflow()  # before TensorFlow loads, as predict.py
     from ferkit.faces.reader import GROUP, FaceReader
     from ferkit.faces.media import list_images
 
-    size = tuple(int(v) for v in args.size.lower().split("x"))
+    size = args.size
     with tempfile.TemporaryDirectory() as folder:
         source = build_folder(folder, args.pictures + GROUP, size)
         files = list_images(folder)
@@ -106,4 +110,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(run_main(main))
+    sys.exit(main())

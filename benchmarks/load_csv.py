@@ -12,6 +12,7 @@ import os
 import sys
 import tempfile
 import time
+from unittest import mock
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -26,8 +27,9 @@ DEFAULT = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", 
 
 def naive(path):
     frame = pd.read_csv(path)
-    images = np.stack([np.array(s.split(), dtype=np.uint8) for s in frame["feature"]]).reshape(-1, 48, 48, 1)
-    return images, frame["label"].to_numpy() if "label" in frame else None
+    pixels, label = ("feature", "label") if "feature" in frame else ("pixels", "emotion")  # Kaggle's layout
+    images = np.stack([np.array(s.split(), dtype=np.uint8) for s in frame[pixels]]).reshape(-1, 48, 48, 1)
+    return images, frame[label].to_numpy() if label in frame else None
 
 
 def timed(fn, repeat=1):
@@ -40,14 +42,21 @@ def timed(fn, repeat=1):
 
 
 def main(argv=None):
+    return run_main(lambda: _run(argv))
+
+
+def _run(argv):
     p = Parser(prog="load_csv.py", description=__doc__.split("\n\n")[0])
     p.add_argument("csv", nargs="?", default=DEFAULT, help="labelled CSV to read (default: train.csv.gz)")
     path = p.parse_args(argv).csv
-    os.environ["FER_CACHE_DIR"] = tempfile.mkdtemp(prefix="fer-cache-")  # a cold cache for this run
-    t_naive, (images, labels) = timed(lambda: naive(path))
-    t_fast, fast = timed(lambda: data.load_csv(path, cache=False), repeat=3)
-    data.load_csv(path)  # fills the cache
-    t_cached, cached = timed(lambda: data.load_csv(path), repeat=3)
+    # The fast reader goes first: it checks the file and names a bad row in one line, before the
+    # naive parse could stop on it with a traceback. The cache starts cold, in a folder of its own
+    # that is removed at the end (and $FER_CACHE_DIR restored: main() may run in-process).
+    with tempfile.TemporaryDirectory(prefix="fer-cache-") as cache, mock.patch.dict(os.environ, FER_CACHE_DIR=cache):
+        t_fast, fast = timed(lambda: data.load_csv(path, cache=False), repeat=3)
+        t_naive, (images, labels) = timed(lambda: naive(path))
+        data.load_csv(path)  # fills the cache
+        t_cached, cached = timed(lambda: data.load_csv(path), repeat=3)
     for ds in (fast, cached):
         assert np.array_equal(ds.images, images), "parse differs from the naive reading"
         assert labels is None or np.array_equal(ds.labels, labels)
@@ -59,4 +68,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(run_main(main))
+    sys.exit(main())

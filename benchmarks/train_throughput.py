@@ -20,7 +20,6 @@ With torch importable, a plain-PyTorch cnn1 (the same layers as models/report.py
 memory format) is measured too, in a subprocess so that the two frameworks' thread pools never
 compete. --json writes all figures to a file.
 """
-import argparse
 import json
 import os
 import subprocess
@@ -32,32 +31,32 @@ sys.path.insert(0, ROOT)  # run as `python benchmarks/train_throughput.py`: the 
 
 from ferkit.files import write_json  # noqa: E402
 from ferkit.backend import configure_tensorflow  # noqa: E402
-from ferkit.cli import Parser, run_main  # noqa: E402
+from ferkit.cli import Parser, non_negative_int, positive_int, run_main  # noqa: E402
 
 
 def build_parser():
-    p = Parser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = Parser(prog="train_throughput.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--models", default=None, help="comma-separated model names (default: all registered)")
-    p.add_argument("--batch-size", type=int, default=64, help="training batch (ferkit/train/loop.py's default)")
-    p.add_argument("--infer-batch-size", type=int, default=256, help="inference batch (predict.py's default)")
+    p.add_argument("--batch-size", type=positive_int, default=64,
+                   help="training batch (default: %(default)s, as ferkit/train/loop.py)")
+    p.add_argument("--infer-batch-size", type=positive_int, default=256, help="inference batch (default: %(default)s, as predict.py)")
     p.add_argument("--precision", choices=["float32", "mixed_bfloat16"], default="float32")
-    p.add_argument("--steps", type=int, default=30, help="timed training steps per model")
-    p.add_argument("--warmup", type=int, default=3, help="untimed training steps first (tracing, allocation)")
+    p.add_argument("--steps", type=positive_int, default=30, help="timed training steps per model")
+    p.add_argument("--warmup", type=non_negative_int, default=3, help="untimed training steps first (tracing, allocation)")
     p.add_argument("--no-augment", dest="augment", action="store_false",
                    help="train without the augmentation layer (default: with it, as ferkit/train/loop.py)")
     p.add_argument("--no-standardize", dest="standardize", action="store_false",
                    help="no per-image standardization (ferkit/train/loop.py's default has it)")
     p.add_argument("--jit-compile", choices=["auto", "true", "false"], default="auto",
                    help="model.compile(jit_compile=...); 'auto' is what ferkit/train/loop.py uses")
-    p.add_argument("--threads", type=int, default=0,
+    p.add_argument("--threads", type=non_negative_int, default=0,
                    help="threads for every framework: TF intra- and inter-op, torch, JAX's XLA (0: their defaults); "
                         "--threads 1 with the img/CPU-s columns gives figures a busy machine does not distort")
-    p.add_argument("--intra-op", type=int, default=0, help="TensorFlow intra-op threads (0: TF's default)")
-    p.add_argument("--inter-op", type=int, default=0, help="TensorFlow inter-op threads (0: TF's default)")
+    p.add_argument("--intra-op", type=non_negative_int, default=0, help="TensorFlow intra-op threads (0: TF's default)")
+    p.add_argument("--inter-op", type=non_negative_int, default=0, help="TensorFlow inter-op threads (0: TF's default)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="model option for every model, e.g. --option batchnorm=False (profiling)")
-    p.add_argument("--steps-per-execution", type=int, default=1, help="model.compile(steps_per_execution=...)")
+    p.add_argument("--steps-per-execution", type=positive_int, default=1, help="model.compile(steps_per_execution=...)")
     p.add_argument("--no-torch", dest="torch", action="store_false", help="skip the plain-PyTorch cnn1 reference")
     p.add_argument("--torch-only", action="store_true", help="measure only the PyTorch reference")
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
@@ -177,7 +176,12 @@ def _row(r):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    # Sizes and step counts are checked at parse time: --steps 0 used to time nothing and end with
+    # exit 0 after a page of Keras warnings.
+    return run_main(lambda: benchmark(build_parser().parse_args(argv)))
+
+
+def benchmark(args):
     if args.torch_only:
         print(json.dumps(_torch_only(args)))
         return 0
@@ -301,4 +305,4 @@ def _torch_row(args, rows, peak):
 
 
 if __name__ == "__main__":
-    sys.exit(run_main(main))
+    sys.exit(main())

@@ -18,7 +18,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ferkit.cli import Parser, positive_int, run_main  # noqa: E402
+from ferkit.cli import Parser, frame_size, positive_int, run_main  # noqa: E402
 
 
 class _Box:
@@ -69,7 +69,7 @@ def measure_opencv(path, count, size, fps=30):
 def run(args):
     from ferkit.faces import media
 
-    w, h = (int(v) for v in args.size.lower().split("x"))
+    w, h = args.size
     print(f"{args.frames} frames of {w}x{h}; {os.cpu_count()} CPUs, load average "
           f"{', '.join(f'{v:.1f}' for v in os.getloadavg())}")
     print(f"{'suffix':8} {'codec':12} {'frames/s wall':>14} {'frames/s CPU':>13} {'KB':>8}")
@@ -89,7 +89,7 @@ def run(args):
 def main(argv=None):
     p = Parser(prog="video_encode.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--frames", type=positive_int, default=150, help="frames per video")
-    p.add_argument("--size", default="640x480", help="WIDTHxHEIGHT")
+    p.add_argument("--size", type=frame_size, default="640x480", metavar="WxH", help="frame size, WIDTHxHEIGHT")
     return run_main(lambda: run(p.parse_args(argv)))
 
 

@@ -3,6 +3,7 @@ FILE` recipes), the options several scripts share, and run_main (one-line errors
 import argparse
 import contextlib
 import math
+import re
 import signal
 import sys
 import threading
@@ -19,6 +20,29 @@ def positive_int(text):
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} must be at least 1")
     return value
+
+
+def non_negative_int(text):
+    """argparse type: an integer >= 0 (a count where none is a choice, e.g. warm-up steps)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 0")
+    return value
+
+
+def frame_size(text):
+    """argparse type: WIDTHxHEIGHT (640x480) as (width, height), each 64..7680 pixels; anything
+    else is a usage error (one line, exit 2), not a ValueError from int() halfway through a run."""
+    found = re.fullmatch(r"\s*(\d+)\s*x\s*(\d+)\s*", text.lower(), re.ASCII)
+    if found is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not WIDTHxHEIGHT, e.g. 640x480")
+    size = int(found[1]), int(found[2])
+    if not all(64 <= v <= 7680 for v in size):
+        raise argparse.ArgumentTypeError(f"{text}: width and height must be 64 to 7680 pixels")
+    return size
 
 
 def positive_float(text):

@@ -22,7 +22,7 @@ import data  # noqa: E402
 from data import NUM_PIXELS as PIXELS  # noqa: E402
 from ferkit.cli import Parser, run_main  # noqa: E402
 from ferkit.errors import FERError  # noqa: E402
-from ferkit.files import output_path  # noqa: E402
+from ferkit.files import check_outputs, output_path  # noqa: E402
 
 MAGIC = b"FERPX1\n"
 FILTERS = [{"id": lzma.FILTER_DELTA, "dist": 1}, {"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME}]
@@ -45,6 +45,8 @@ def main(argv=None):
 
 
 def _run(args):
+    src, dst = (args.csv, args.pack) if args.command == "pack" else (args.pack, args.csv)
+    check_outputs([dst], [src])  # `pack g.csv g.csv` would replace the faces with their pack
     t0 = time.time()
     n = pack(args.csv, args.pack) if args.command == "pack" else unpack(args.pack, args.csv)
     size = os.path.getsize(args.pack)
