@@ -14,7 +14,7 @@ face is still recognizable) for row --image of that file, all on one colour scal
 """
 import sys
 
-from ferkit.cli import Parser, add_data, add_usage, add_weights, positive_int, run_main
+from ferkit.cli import Parser, add_data, add_usage, add_weights, non_negative_int, positive_int, run_main, seed
 from ferkit.backend import configure_tensorflow
 
 
@@ -23,16 +23,18 @@ def build_parser():
     add_weights(p)
     p.add_argument("--layer", metavar="NAME", help="layer whose filters to visualize (default: the last convolution "
                                                    "of at least 6x6)")
-    p.add_argument("--filters", type=positive_int, default=16, metavar="N", help="visualize the first N filters")
-    p.add_argument("--steps", type=int, default=80, metavar="N", help="gradient-ascent steps")
+    p.add_argument("--filters", type=positive_int, default=16, metavar="N",
+                   help="visualize the first N filters (all of them, with a note, when the layer has fewer)")
+    p.add_argument("--steps", type=non_negative_int, default=80, metavar="N",
+                   help="gradient-ascent steps (0: the starting noise)")
     p.add_argument("--penalty", choices=["l2", "tv"], default="l2",
                    help="regularizer of the ascent: decay towards grey (l2) or total variation (tv)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the starting noise and jitter")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the starting noise and jitter (0..2**32-1)")
     p.add_argument("--show-dead", action="store_true",
                    help="draw dead filters too (marked), instead of leaving them out")
     add_data(p, "CSV to take the face for the feature maps from")
     add_usage(p)
-    p.add_argument("--image", type=int, default=0, metavar="CSV_ROW", help="0-based row of --data")
+    p.add_argument("--image", type=int, metavar="CSV_ROW", help="0-based row of --data (default: 0)")
     p.add_argument("--maps-layer", metavar="NAME",
                    help="layer whose feature maps to show (default: the last one of at least 24x24)")
     p.add_argument("--maps", type=positive_int, default=32, metavar="N", help="feature maps shown at most")
@@ -53,11 +55,10 @@ def check_args(args):
     from ferkit import preflight
     from ferkit.report import figures
 
-    if args.steps < 0:
-        raise FERError(f"--steps {args.steps}: must not be negative")
     maps_out = args.maps_out or figures.derived_path(args.out, "-maps")
-    if args.data is None and (args.maps_out or args.maps_layer):
-        raise FERError("--maps-out and --maps-layer need --data CSV (the face whose feature maps to show)")
+    if args.data is None and (args.maps_out or args.maps_layer or args.image is not None):
+        raise FERError("--maps-out, --maps-layer and --image need --data CSV (the face whose feature maps to show)")
+    args.image = args.image or 0
     outputs = [args.out] + ([maps_out] if args.data else [])
     for path in outputs:
         figures.check_format(path)
@@ -83,6 +84,8 @@ def run(args):
     model, info = load_models([args.weights], outputs=outputs)[0]
     print(model_line([info]), flush=True)
     layer = explain.get_map_layer(model, args.layer or explain.default_filter_layer(model)).name
+    if note := explain.filters_note(model, layer, args.filters):  # more than the layer has: all of them
+        print(note, file=sys.stderr)
     maps_layer = explain.get_map_layer(model, args.maps_layer or explain.default_maps_layer(model)).name
     pats = explain.filter_patterns(model, layer, filters=args.filters, steps=args.steps, penalty=args.penalty,
                                    seed=args.seed)

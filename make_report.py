@@ -56,8 +56,9 @@ def build_parser():
                    help="faces of --data the faithfulness table measures (saliency.py --evaluate)")
     p.add_argument("--average-faces", type=positive_int, default=40, metavar="N",
                    help="correctly classified faces per class in the class-average maps")
-    p.add_argument("--filters", type=positive_int, default=16, metavar="N", help="filter patterns shown")
-    p.add_argument("--filter-steps", type=int, default=80, metavar="N", help="gradient-ascent steps per pattern")
+    p.add_argument("--filters", type=positive_int, default=16, metavar="N",
+                   help="filter patterns shown (all, with a note, when the layer has fewer)")
+    p.add_argument("--filter-steps", type=positive_int, default=80, metavar="N", help="gradient-ascent steps per pattern")
     p.add_argument("--force", action="store_true",
                    help="replace the report at --out even when the new one has fewer sections (no --data, no model)")
     return p
@@ -181,6 +182,8 @@ def model_pages(model, shown, ds, args):
     except FERError as err:  # a model without convolutions (dnn): no filter pages
         print(f"note: no filter figures: {err}", file=sys.stderr)
         return
+    if note := explain.filters_note(model, layer, args.filters):  # more than the layer has: all of them
+        print(note, file=sys.stderr)
     pats = explain.filter_patterns(model, layer, filters=args.filters, steps=args.filter_steps)
     dead = explain.dead_filters(pats)
     shown["filters"] = {"layer": layer, "filters": pats.filters.tolist(),

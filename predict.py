@@ -124,6 +124,10 @@ def plan_job(args):
     preflight.check([args.out_csv], [] if job else [args.test_csv], args.weights or [], usage=args.usage,
                     inputs=[args.test_csv] if job and args.test_csv else [],
                     derived=job.annotated.values() if job else ())
+    if job is None:  # the CSV is read only after the model loads: its first rows are parsed now
+        preflight.check_first_rows(args.test_csv, args.usage)
+    elif args.camera is not None:  # opened now, and kept open for the stream
+        media.check_camera(args.camera)
     return job
 
 

@@ -17,7 +17,7 @@ read them, and the measurements that chose the defaults: docs/EXPLAIN.md.
 """
 import sys
 
-from ferkit.cli import Parser, add_data, add_usage, add_weights, positive_float, positive_int, run_main
+from ferkit.cli import Parser, add_data, add_usage, add_weights, positive_float, positive_int, run_main, seed
 from ferkit.backend import configure_tensorflow
 
 # = ferkit.explain.METHODS and DEFAULT_METHOD, which load Keras; tests check they agree
@@ -60,7 +60,7 @@ def build_parser():
     p.add_argument("--steps", type=positive_int, default=50, metavar="N", help="integrated-gradients steps")
     p.add_argument("--jitter", type=int, metavar="PX",
                    help=f"average gradients over random shifts of up to PX pixels; 0: the textbook maps ({PER_METHOD})")
-    p.add_argument("--seed", type=int, default=0, help="seed of the face choice, noise and shifts")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the face choice, noise and shifts (0..2**32-1)")
     p.add_argument("--out", default="saliency.png", metavar="FILE", help="image to write (not with --evaluate)")
     return p
 

@@ -14,6 +14,8 @@ import sys
 from ferkit.cli import Parser, add_weights, run_main
 from ferkit.backend import configure_tensorflow
 
+DETECTOR_NAMES = ("blazeface", "mtcnn", "haar")  # ferkit.faces.detect.DETECTORS, named here so that --help loads no OpenCV
+
 
 def port_number(text):
     import argparse
@@ -31,8 +33,10 @@ def build_parser():
     p = Parser(prog="serve.py", description=__doc__.split("\n\n")[0])
     add_weights(p, ensemble=True)
     p.add_argument("--tta", action="store_true", help="test-time augmentation: average 10 flipped/shifted views")
-    p.add_argument("--detector", choices=("mtcnn", "haar"), help="face detector (default: mtcnn; haar under "
-                   "a Keras backend other than TensorFlow)")
+    p.add_argument("--detector", choices=DETECTOR_NAMES, help="face detector (default: photos by mtcnn; camera frames "
+                   "and videos by blazeface on one frame in 3 and mtcnn on one in 15, optical flow between; haar for "
+                   "both under a Keras backend other than TensorFlow). A detector named here is used alone, for photos, "
+                   "camera frames and videos")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on; 0.0.0.0 shares the page with "
                    "every machine that can reach this one")
     p.add_argument("--port", type=port_number, default=8000, help="port to listen on; 0 picks a free one")

@@ -75,7 +75,7 @@ def check_csv(path, usage=None):
     except (EOFError, gzip.BadGzipFile, zlib.error) as e:
         raise FERError(f"{path}: truncated or corrupt gzip file ({_first_line(e)})") from None
     except UnicodeDecodeError:
-        raise FERError(f"{path}: not a text CSV file") from None
+        raise FERError(_not_utf8(path)) from None
     except OSError as e:
         raise FERError(f"{path}: cannot read ({e.strerror or _first_line(e)})") from None
     if not header.strip():
@@ -114,7 +114,7 @@ def iter_csv(path, chunk_rows=None, usage=None):
     except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as e:
         raise FERError(f"{path}: truncated or corrupt file ({_first_line(e)})") from None
     except UnicodeDecodeError:
-        raise FERError(f"{path}: not a text CSV file") from None
+        raise FERError(_not_utf8(path)) from None
 
 
 def _frames(reader, path):
@@ -239,6 +239,21 @@ def _is_gzip(path):
 
 def _first_line(e):
     return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+
+
+def _not_utf8(path):
+    """The first line that is not UTF-8, with its byte: read again only once decoding has failed."""
+    try:
+        with _open_binary(path) as f:
+            for number, line in enumerate(f, start=1):
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    return (f"{path}, line {number}: not UTF-8 text (byte 0x{line[e.start]:02x} at byte "
+                            f"{e.start + 1} of the line); save the CSV as UTF-8")
+    except (FERError, OSError, EOFError, zlib.error):
+        pass
+    return f"{path}: not a text CSV file"
 
 
 def _layout_of(columns, path):

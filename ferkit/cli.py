@@ -22,6 +22,21 @@ def positive_int(text):
     return value
 
 
+MAX_SEED = 2**32 - 1  # keras.utils.set_random_seed seeds NumPy's legacy generator, which takes 0..2**32-1
+
+
+def seed(text):
+    """argparse type of --seed: an integer 0..2**32-1 (train_cnn.py's rule), refused at parse time;
+    NumPy's ValueError would come only after TensorFlow has loaded."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"{value} must be a whole number from 0 to {MAX_SEED} (NumPy's seed range)")
+    return value
+
+
 def non_negative_int(text):
     """argparse type: an integer >= 0 (a count where none is a choice, e.g. warm-up steps)."""
     try:

@@ -7,12 +7,15 @@ half a file, one-line errors.
 
 - check_outputs(outputs, inputs, derived) raises FERError when an output is the same file as an
   input (real paths / os.path.samefile, so symlinks and hard links count), is named twice, lies
-  inside another output (a folder of copies named like the CSV), is a folder, or lies under a path
-  that is a file or a folder that cannot be written. It creates nothing. An input that is a
-  folder stands for every file in it (folder_files()).
+  inside another output (a folder of copies named like the CSV), is or names a folder (`out/`), or
+  lies under a path that is a file or a folder where no file can be created (tried with an empty
+  file, removed at once). It leaves nothing behind. An input that is a folder stands for every file
+  in it (folder_files()).
   `derived` are outputs the user did not name (a report's .json beside --out, the annotated
   copies of predict.py --annotate): one of them may replace an existing file only if this toolkit
   wrote that file (recorded in the folder's MANIFEST, size and time), never a user's own file.
+- refuse_folder(path) refuses an output path that is or names a folder (`out/`): check_outputs
+  and output_path call it, and so do checks that run before them (a figure's format).
 - check_folder(folder, names, marker) refuses a folder that is not a run folder (no `marker` file)
   and already holds one of the files that would be written into it (the user's own files).
 - open_output(path, mode) and output_path(path) write atomically (atomic_path): parent folders
@@ -160,10 +163,17 @@ def _expand(inputs):
     return out
 
 
-def _check_location(path):
-    """The output's nearest existing ancestor must be a writable folder."""
+def refuse_folder(path):
+    """An output must name a file: not an existing folder, nor a path ending in '/' (a folder to be)."""
     if os.path.isdir(path):
         raise FERError(f"{path}: is a folder, expected a file path")
+    if path.endswith(tuple(s for s in (os.sep, os.altsep) if s)):
+        raise FERError(f"{path}: names a folder (it ends in {path[-1]!r}); give a file name")
+
+
+def _check_location(path, probed):
+    """The output's nearest existing ancestor must be a folder where files can be created;
+    `probed`: the folders already tried, so a thousand annotated copies cost one try."""
     parent = os.path.dirname(os.path.abspath(path))
     while not os.path.exists(parent):
         up = os.path.dirname(parent)
@@ -174,6 +184,18 @@ def _check_location(path):
         raise FERError(f"{path}: cannot write ({parent} is a file, not a folder)")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise FERError(f"{path}: cannot write (permission denied in {parent})")
+    if parent in probed:
+        return
+    # os.access says yes to root everywhere and to folders that take no files (/proc): only creating
+    # one tells, here rather than after a model has loaded
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=parent)
+    except OSError as e:
+        problem = "no file can be created" if e.errno == errno.ENOENT else _PROBLEMS.get(e.errno) or e.strerror
+        raise FERError(f"{path}: cannot write ({problem} in {parent})") from None
+    os.close(fd)
+    os.remove(tmp)
+    probed.add(parent)
 
 
 def check_outputs(outputs, inputs=(), derived=()):
@@ -182,11 +204,13 @@ def check_outputs(outputs, inputs=(), derived=()):
     `outputs`: paths the script will write (None entries are skipped). `inputs`: files it reads,
     and folders whose every file it may read (a run folder). `derived`: outputs the user did not
     name (written beside or below a named one); they must not replace a file this toolkit did
-    not write. Nothing is created here."""
+    not write. Nothing is left behind (_check_location tries an empty file in each folder)."""
     derived = [os.fspath(d) for d in derived if d is not None]
     outputs = [os.fspath(o) for o in outputs if o is not None] + derived
     inputs = _expand(inputs)
+    probed = set()
     for i, out in enumerate(outputs):
+        refuse_folder(out)  # first: a folder among the outputs is that, not 'another output goes inside it'
         for inp in inputs:
             if _same_file(out, inp):
                 detail = "" if os.path.realpath(out) == os.path.realpath(inp) else f" ({inp})"
@@ -200,7 +224,7 @@ def check_outputs(outputs, inputs=(), derived=()):
                 if os.path.realpath(a).startswith(os.path.realpath(b) + os.sep):
                     raise FERError(f"{b}: is an output file, and another output goes inside it ({a}); "
                                    "choose distinct paths")
-        _check_location(out)
+        _check_location(out, probed)
     manifests = {}
     for d in derived:
         if os.path.lexists(d) and not written_here(d, manifests):
@@ -229,8 +253,7 @@ def output_path(path, check=None):
     `check(temporary path)`, if given, raises nothing). OS errors while creating folders, writing,
     syncing or renaming become one-line FERErrors."""
     path = os.fspath(path)
-    if os.path.isdir(path):
-        raise FERError(f"{path}: is a folder, expected a file path")
+    refuse_folder(path)
     try:
         with atomic_path(path) as tmp:
             yield tmp

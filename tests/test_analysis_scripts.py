@@ -269,6 +269,34 @@ def test_bad_arguments_exit_2_with_one_line(trained_run, synthetic_csvs, tmp_pat
     assert not (tmp_path / "o.png").exists()
 
 
+@pytest.mark.parametrize("script, argv, words", [
+    (saliency, ["--data", "x.csv", "--seed", "-1"], ["argument --seed: -1 must be a whole number from 0 to 4294967295"]),
+    (saliency, ["--data", "x.csv", "--seed", str(2**32)], ["--seed", "NumPy's seed range"]),
+    (filter_vis, ["--seed", "-1"], ["argument --seed: -1 must be a whole number"]),
+    (filter_vis, ["--image", "3"], ["--image need --data"]),
+    (filter_vis, ["--steps", "-1"], ["argument --steps: -1 must be at least 0"]),
+    (make_report, ["--filter-steps", "-5"], ["argument --filter-steps: -5 must be at least 1"]),
+    (make_report, ["--filter-steps", "0"], ["argument --filter-steps: 0 must be at least 1"]),
+])
+def test_bad_numbers_are_refused_before_the_model_loads(tmp_path, capsys, script, argv, words):
+    # The audit: a negative seed was NumPy's ValueError traceback once TensorFlow had loaded, and
+    # --filter-steps was not checked at all. No run or data is needed to be refused.
+    assert script.main(argv + ["--weights", str(tmp_path / "no_run"), "--out", str(tmp_path / "o.png")]) == 2
+    _one_error_line(capsys, *words)
+    assert os.listdir(tmp_path) == []
+
+
+def test_more_filters_than_the_layer_has_is_a_note_naming_its_count():
+    keras = pytest.importorskip("keras")
+    from ferkit import explain
+
+    inp = keras.Input((48, 48, 1))
+    model = keras.Model(inp, keras.layers.Conv2D(4, 3, name="conv")(inp))
+    assert explain.filters_note(model, "conv", 4) is None
+    assert explain.filters_note(model, "conv", 100000) == "note: --filters 100000: layer conv has 4 filters; showing all 4"
+    assert len(explain.filter_patterns(model, "conv", filters=100000, steps=1).filters) == 4
+
+
 def test_missing_data_and_missing_weights(trained_run, synthetic_csvs, tmp_path, capsys):
     missing = str(tmp_path / "nope.csv")
     assert plot_confusion.main(["--data", missing, "--weights", str(trained_run)]) == 2

@@ -204,6 +204,34 @@ def test_camera_that_cannot_be_opened_is_one_line_and_no_output(tmp_path, capsys
     assert not out.exists()
 
 
+def test_a_camera_is_opened_before_the_model_loads_and_handed_to_the_stream(tmp_path, capsys, monkeypatch):
+    # The audit: the camera was tried only after the model had loaded (seconds of it, then the error).
+    monkeypatch.setattr(media.cv2, "VideoCapture", lambda index: FakeCapture(index, []))
+    monkeypatch.setattr(media, "_CAMERAS", {})
+    assert predict.main(["--camera", "3", str(tmp_path / "live.csv"), "--weights", BUNDLED]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == "error: camera 3: cannot open it (no such camera, it is in use, or no permission)\n"
+    FakeCapture.instances.clear()
+    media.check_camera(0)
+    media.check_camera(0)  # a capture checked but never read is released, not leaked
+    assert [c.released for c in FakeCapture.instances] == [True, False]
+    with media.open_camera("camera:0") as video:
+        assert video.path == "camera:0"
+    assert len(FakeCapture.instances) == 2 and FakeCapture.instances[1].released and not media._CAMERAS
+
+
+def test_a_missing_camera_is_one_line_without_opencvs_warnings(tmp_path, capfd, monkeypatch):
+    # OpenCV's '[ WARN:0@12.5] ... can't open camera by index' lines go to the process's stderr
+    # (capfd, not capsys); only ours is left. Index 97: no machine has that many cameras.
+    monkeypatch.setattr(media, "_CAMERAS", {})
+    level = cv2.utils.logging.getLogLevel()
+    assert predict.main(["--camera", "97", str(tmp_path / "live.csv")]) == 2
+    out, err = capfd.readouterr()
+    assert out == "" and err.splitlines() == ["error: camera 97: cannot open it (no such camera, it is in use, "
+                                              "or no permission)"]
+    assert cv2.utils.logging.getLogLevel() == level  # OpenCV's own log is quiet only while the camera opens
+
+
 @pytest.mark.parametrize("argv, problem", [
     (["--camera", "0", "in.mp4", "out.csv"], "give only the output file"),
     (["--camera", "0"], "--camera needs the output file"),

@@ -121,3 +121,38 @@ def test_output_path_and_write_json(tmp_path):
     assert (tmp_path / "w.weights.h5").read_bytes() == b"x"
     outputs.write_json(tmp_path / "r" / "m.json", {"a": 1})
     assert (tmp_path / "r" / "m.json").read_text() == '{\n  "a": 1\n}\n'
+
+
+def test_an_output_ending_in_a_slash_or_naming_a_folder_says_so(tmp_path):
+    # The audit: 'out/newdir/' was "a part of the path is a file", and a folder given after a file
+    # inside it was "an output file, and another output goes inside it".
+    with pytest.raises(FERError, match=r"newdir/: names a folder \(it ends in '/'\); give a file name"):
+        outputs.check_outputs([str(tmp_path / "newdir") + "/"])
+    with pytest.raises(FERError, match=r"names a folder"):
+        with outputs.open_output(str(tmp_path / "newdir") + "/"):
+            pass
+    (tmp_path / "d").mkdir()
+    with pytest.raises(FERError, match=r"^" + str(tmp_path / "d") + r": is a folder, expected a file path$"):
+        outputs.check_outputs([str(tmp_path / "d" / "c.png"), str(tmp_path / "d")])
+    assert os.listdir(tmp_path) == ["d"] and os.listdir(tmp_path / "d") == []
+
+
+def test_a_folder_where_no_file_can_be_created_is_refused_before_writing(tmp_path, monkeypatch):
+    # os.access says yes to root, and to /proc: one empty file is tried (and removed), once per folder.
+    tries = []
+    real = outputs.tempfile.mkstemp
+    monkeypatch.setattr(outputs.tempfile, "mkstemp", lambda **kw: tries.append(kw["dir"]) or real(**kw))
+    outputs.check_outputs([str(tmp_path / "a.csv")], derived=[str(tmp_path / f"{i}.png") for i in range(50)])
+    assert tries == [str(tmp_path)] and os.listdir(tmp_path) == []
+    for code, words in [(errno.ENOENT, "no file can be created in"), (errno.EROFS, "read-only file system in")]:
+        def refuse(**kw):
+            raise OSError(code, os.strerror(code))
+        monkeypatch.setattr(outputs.tempfile, "mkstemp", refuse)
+        with pytest.raises(FERError, match=rf"o\.csv: cannot write \({words} {tmp_path}\)"):
+            outputs.check_outputs([str(tmp_path / "sub" / "o.csv")])
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux /proc")
+def test_an_output_under_proc_is_refused_by_the_check():
+    with pytest.raises(FERError, match=r"^/proc/x\.csv: cannot write \(.* in /proc\)$"):
+        outputs.check_outputs(["/proc/x.csv"])

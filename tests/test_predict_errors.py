@@ -154,3 +154,65 @@ def test_ids_pass_through_predict_exactly_as_written(trained_run, synthetic_csvs
     (tmp_path / "t.csv").write_text("\n".join([lines[0]] + rows) + "\n")
     assert predict.main([str(tmp_path / "t.csv"), str(tmp_path / "o.csv"), "--weights", str(trained_run)]) == 0
     assert [r.split(",")[0] for r in (tmp_path / "o.csv").read_text().splitlines()[1:]] == ids
+
+
+def _edited(src, dst, line, old, new):
+    """A copy of the CSV `src` with bytes `old` replaced by `new` in (1-based) line `line`."""
+    lines = open(src, "rb").read().split(b"\n")
+    assert old in lines[line - 1]
+    lines[line - 1] = lines[line - 1].replace(old, new, 1)
+    dst.write_bytes(b"\n".join(lines))
+    return dst
+
+
+def test_bad_first_rows_and_unwritable_outputs_fail_before_tensorflow_loads(synthetic_csvs, tmp_path):
+    # The audit: each of these printed the model line first and failed only after it had loaded.
+    test = synthetic_csvs["test"]
+    lines = open(test).read().split("\n")
+    row_id, pixels = lines[1].split(",")
+    bad_pixel = tmp_path / "bad_pixel.csv"
+    bad_pixel.write_text("\n".join([lines[0], f"{row_id},{' '.join(pixels.split()[:5] + ['abc'] + pixels.split()[6:])}"]
+                                   + lines[2:]))
+    latin1 = _edited(test, tmp_path / "latin1.csv", 7, b"1005,", b"1005\xe9,")
+    cases = [([str(bad_pixel), str(tmp_path / "o.csv")], f"{bad_pixel}, line 2: pixel 6 'abc' is not a number"),
+             ([str(latin1), str(tmp_path / "o.csv")],
+              f"{latin1}, line 7: not UTF-8 text (byte 0xe9 at byte 5 of the line); save the CSV as UTF-8"),
+             ([str(test), str(tmp_path / "newdir") + "/"],
+              f"{tmp_path / 'newdir'}/: names a folder (it ends in '/'); give a file name")]
+    if os.path.isdir("/proc/self"):
+        cases.append(([str(test), "/proc/x.csv"], "/proc/x.csv: cannot write ("))
+    code = ("import sys, predict\n"
+            f"rcs = [predict.main(argv) for argv in {[argv for argv, _ in cases]!r}]\n"
+            "loaded = [m for m in ('tensorflow', 'keras', 'torch') if m in sys.modules]\n"
+            "print(rcs, loaded)\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == f"{[2] * len(cases)} []", done.stderr
+    err = done.stderr.splitlines()
+    assert len(err) == len(cases), err
+    for line, (_, expected) in zip(err, cases):
+        assert line.startswith("error: " + expected), (line, expected)
+    assert not (tmp_path / "o.csv").exists() and not (tmp_path / "newdir").exists()
+
+
+def test_the_first_rows_check_reads_what_the_loader_reads(tmp_path):
+    # Only the first rows are parsed early; with --usage none is (the rows of another Usage, which
+    # the loader skips unread, may come first), so a file the loader accepts is never refused early.
+    import data
+    from data import synthetic
+    from ferkit import preflight
+    from ferkit.errors import FERError
+
+    x, y = synthetic.make_faces(3, seed=1)
+    rows = [f"{label},{' '.join(map(str, img.ravel()))}" for img, label in zip(x, y)]
+    kaggle = tmp_path / "kaggle.csv"
+    kaggle.write_text("emotion,pixels,Usage\n" + f"{y[0]},1 2 abc,Training\n"
+                      + "".join(f"{r},PublicTest\n" for r in rows))
+    preflight.check_first_rows(str(kaggle), usage="PublicTest")
+    assert len(data.load_csv(str(kaggle), usage="PublicTest")) == 3
+    with pytest.raises(FERError, match=r"kaggle\.csv, line 2: 3 pixels"):
+        preflight.check_first_rows(str(kaggle))
+    late = tmp_path / "late.csv"  # a bad row past the first rows is left to the loader
+    late.write_text("label,feature\n" + "\n".join(rows * 40) + "\n0,1 2 abc\n")
+    preflight.check_first_rows(str(late), rows=100)
+    with pytest.raises(FERError, match=r"late\.csv, line 122: 3 pixels"):
+        data.load_csv(str(late))

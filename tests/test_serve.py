@@ -265,6 +265,39 @@ def test_serve_refuses_a_port_in_use_before_loading_the_model(capsys):
     assert err.startswith(f"error: cannot listen on 127.0.0.1:{port}") and err.count("\n") == 1
 
 
+def test_detector_default_is_auto_and_a_chosen_one_is_used_alone_everywhere(monkeypatch, capsys):
+    # The audit: `--detector mtcnn` could not be told from the default, so camera frames and videos
+    # still ran BlazeFace. Now None means the defaults (photos MTCNN, streams BlazeFace + MTCNN).
+    from ferkit.faces import live
+    from ferkit.faces.detect import default_detector
+    from ferkit.faces.reader import FaceReader
+
+    assert serve.build_parser().parse_args([]).detector is None
+    assert serve.build_parser().parse_args(["--detector", "mtcnn"]).detector == "mtcnn"
+    serve.build_parser().print_help()
+    assert "camera frames and videos by blazeface" in " ".join(capsys.readouterr().out.split())
+    made = []
+    monkeypatch.setattr(live, "LiveTracker", lambda reader, **kw: made.append(kw) or "tracker")
+
+    class Reader(FaceReader):  # no model: only what the streams and the model line read
+        def __init__(self, name):
+            self.detector = type("D", (), {"name": name})()
+
+        def describe(self):
+            return f"model: fake; faces found by {self.detector.name}"
+
+    auto, chosen = svc.Service(Reader(default_detector())), svc.Service(Reader("mtcnn"), detector="mtcnn")
+    for service in (auto, chosen):
+        assert service.stream()._processor == "tracker"
+        assert isinstance(service.stream(live=False)._processor, svc._Frames)  # photos: the reader's detector
+    assert made == [{"detector": None, "second": "auto"}, {"detector": "mtcnn", "second": None}]
+    if default_detector(live=True) == "blazeface":  # under TensorFlow
+        assert auto.description.endswith("in photos; in camera frames and videos by blazeface on one frame in 3, "
+                                         "followed by optical flow between, and by mtcnn on one frame in 15")
+    assert chosen.description == ("model: fake; faces found by mtcnn in photos; in camera frames and videos by "
+                                  "mtcnn on one frame in 3, followed by optical flow between")
+
+
 @pytest.mark.slow
 def test_serve_py_answers_on_localhost_with_the_model(capsys):
     """serve.py itself, with the bundled model: the address printed, the page, a frame with a face."""

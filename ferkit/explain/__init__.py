@@ -13,7 +13,8 @@ from ferkit.explain.gradients import (JITTER_SAMPLES, _shift, _unshift, integrat
 from ferkit.explain.gradcam import fill_empty, gradcam, negative_gradcam  # noqa: F401
 from ferkit.explain.methods import (DEFAULT_METHOD, DEFAULT_SETTINGS, METHODS, describe_settings, explain,  # noqa: F401
                                    saliency_columns)
-from ferkit.explain.filters import DEAD_FRACTION, Patterns, dead_filters, feature_maps, filter_patterns  # noqa: F401
+from ferkit.explain.filters import (DEAD_FRACTION, Patterns, dead_filters, feature_maps, filter_patterns,  # noqa: F401
+                                    filters_note)
 from ferkit.explain.faithfulness import (COLUMNS, PATCH, auc, baseline_maps, evaluate_methods, format_table,  # noqa: F401
                                          perturbation_curves, randomization_check, randomized_model, spearman)
 from ferkit.explain.averages import ClassAverages, class_averages  # noqa: F401

@@ -73,6 +73,15 @@ def _tv_grad(x):
     return g
 
 
+def filters_note(model, layer_name, asked):
+    """A one-line note when `asked` (--filters N) is more than the layer's filters, which are then
+    all shown; None otherwise. The count is known only once the model has loaded: a note, not an error."""
+    count = int(get_map_layer(model, layer_name).output.shape[-1])
+    if asked > count:
+        return f"note: --filters {asked}: layer {layer_name} has {count} filters; showing all {count}"
+    return None
+
+
 def _filter_indices(filters, channels, name):
     if isinstance(filters, (int, np.integer)):
         idx = np.arange(min(int(filters), channels))

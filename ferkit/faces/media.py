@@ -265,16 +265,40 @@ def open_video(path):
         cap.release()
 
 
+_CAMERAS = {}  # index -> the capture check_camera opened, handed to open_camera: opening one can take a second
+
+
+def check_camera(index):
+    """Open camera `index` now, before a model loads: FERError when it cannot be. It stays open for
+    open_camera (one left by an earlier check that was never read is released first)."""
+    stale = _CAMERAS.pop(index, None)
+    if stale is not None:
+        stale.release()
+    _CAMERAS[index] = _open_capture(index)
+
+
+def _open_capture(index):
+    # OpenCV reads OPENCV_LOG_LEVEL once, when it loads: its '[ WARN:0@...] can't open camera by
+    # index' lines (one per backend it tries) are silenced through its logging API instead
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(min(level, cv2.utils.logging.LOG_LEVEL_ERROR))
+    try:
+        cap = cv2.VideoCapture(index)
+    finally:
+        cv2.utils.logging.setLogLevel(level)
+    if not cap.isOpened():
+        cap.release()
+        raise FERError(f"camera {index}: cannot open it (no such camera, it is in use, or no permission)")
+    return cap
+
+
 @contextlib.contextmanager
 def open_camera(index):
     """A local camera by index (or its camera_name) as a Video whose frames never end; FERError
     when it cannot be opened."""
     index = int(str(index).removeprefix("camera:"))
-    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # OpenCV's probing notices stay off stderr
-    cap = cv2.VideoCapture(index)
+    cap = _CAMERAS.pop(index, None) or _open_capture(index)
     try:
-        if not cap.isOpened():
-            raise FERError(f"camera {index}: cannot open it (no such camera, it is in use, or no permission)")
         yield Video(camera_name(index), cap)
     finally:
         cap.release()

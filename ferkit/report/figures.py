@@ -13,7 +13,7 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from ferkit.errors import FERError
-from ferkit.files import output_path
+from ferkit.files import output_path, refuse_folder
 
 A4_PORTRAIT = (210 / 25.4, 297 / 25.4)  # ISO A4 in inches: every page of report.pdf
 MARGIN = 0.6  # inches of white on every side of a report page
@@ -28,6 +28,7 @@ def new_figure(width, height, layout=None):
 
 def check_format(path):
     """The matplotlib format for `path`'s extension; FERError if it has none matplotlib writes."""
+    refuse_folder(os.fspath(path))  # a folder: say so, not that '.(no extension)' is no image format
     ext = os.path.splitext(os.fspath(path))[1].lower().lstrip(".")
     supported = new_figure(1, 1).canvas.get_supported_filetypes()
     if ext not in supported:

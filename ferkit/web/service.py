@@ -48,38 +48,36 @@ class _Frames:
         return self.reader.read(rgb)
 
 
-def frame_processor(reader, live=True):
+def frame_processor(reader, live=True, detector=None):
     """THE adapter between the page and the face pipeline: an object whose .process(rgb) gives the
     faces (ferkit.faces.Face) of each frame of one stream (a camera, a video; `live=False`: a
-    photo). Streams get issue 29's LiveTracker (BlazeFace on 1 frame in 3, MTCNN on 1 in 15,
-    optical flow between; docs/PERFORMANCE.md section 9) sharing the reader's model; a photo, or
-    a reader that is not a FaceReader (the tests'), is read afresh as predict.py reads pictures."""
+    photo). Streams get issue 29's LiveTracker sharing the reader's model: with `detector` None
+    (serve.py's default) BlazeFace on 1 frame in 3 and MTCNN on 1 in 15, optical flow between
+    (docs/PERFORMANCE.md section 9); with a name (--detector), that detector alone on the same
+    schedule, as predict.py runs one. A photo, or a reader that is not a FaceReader (the tests'),
+    is read afresh as predict.py reads pictures."""
     from ferkit.faces.reader import FaceReader
 
     if live and isinstance(reader, FaceReader):
-        from ferkit.faces.detect import default_detector
         from ferkit.faces.live import LiveTracker
 
-        # the pictures' default detector means the streams' default; another one (--detector) is kept
-        chosen = reader.detector.name
-        return LiveTracker(reader, detector=None if chosen == default_detector() else chosen)
+        return LiveTracker(reader, detector=detector, second="auto" if detector is None else None)
     return _Frames(reader)
 
 
-def _describe(reader):
-    """The page's model line: the model, and how faces are found in photos and in streams."""
+def _describe(reader, detector=None):
+    """The page's model line: the model, and how faces are found in photos and in streams
+    (`detector`: the one chosen for both, None for the defaults)."""
     from ferkit.faces.detect import default_detector, default_second
     from ferkit.faces.track import DETECT_EVERY, SECOND_EVERY
 
-    detector = getattr(reader, "detector", None)
-    if detector is None:  # a reader without a detector of its own (tests' stand-ins)
+    if getattr(reader, "detector", None) is None:  # a reader without a detector of its own (tests' stand-ins)
         return reader.describe()
-    line = reader.describe() + " in photos"
-    if detector.name == default_detector():  # streams use the live path (frame_processor)
-        first, second = default_detector(live=True), default_second(default_detector(live=True))
-        line += (f"; in camera frames and videos by {first} on one frame in {DETECT_EVERY}, followed by optical "
-                 f"flow between" + (f", and by {second} on one frame in {SECOND_EVERY}" if second else ""))
-    return line
+    first = detector or default_detector(live=True)
+    second = default_second(first) if detector is None else None
+    return (reader.describe() + f" in photos; in camera frames and videos by {first} on one frame in "
+            f"{DETECT_EVERY}, followed by optical flow between"
+            + (f", and by {second} on one frame in {SECOND_EVERY}" if second else ""))
 
 
 class _Locked:
@@ -94,20 +92,22 @@ class _Locked:
 class Service:
     """The model (or ensemble) and detector, loaded once, shared by every client."""
 
-    def __init__(self, reader, describe=None):
-        self.reader = reader
+    def __init__(self, reader, describe=None, detector=None):
+        """`detector`: the name chosen for photos and streams alike (serve.py --detector), or None:
+        the reader's own (default_detector()) for photos, frame_processor's pair for streams."""
+        self.reader, self.detector = reader, detector
         self._lock = threading.Lock()
-        self.description = describe or _describe(reader)
+        self.description = describe or _describe(reader, detector)
 
     @classmethod
     def load(cls, weights=None, tta=False, detector=None):
         from ferkit.faces.reader import FaceReader  # Keras loads here
 
-        return cls(FaceReader(weights, tta=tta, detector=detector))
+        return cls(FaceReader(weights, tta=tta, detector=detector), detector=detector)
 
     def stream(self, live=True):
         """A frame processor for one stream; its frames take turns with every other client's."""
-        return _Locked(frame_processor(self.reader, live), self._lock)
+        return _Locked(frame_processor(self.reader, live, self.detector), self._lock)
 
     def frame(self, stream, payload):
         """A camera frame (JPEG or PNG bytes) -> the reply the page draws: faces and stage times."""
