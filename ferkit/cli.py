@@ -11,41 +11,24 @@ import threading
 from ferkit.errors import FERError
 
 
-def positive_int(text):
-    """argparse type: an integer >= 1 (`--batch-size 0` is refused by argparse, exit 2)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
-    return value
+def int_in(lo, hi=None, wording=None):
+    """argparse type: an integer from `lo` (to `hi`), refused at parse time (one line, exit 2)."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < lo or (hi is not None and value > hi):
+            raise argparse.ArgumentTypeError(f"{value} {wording or f'must be at least {lo}'}")
+        return value
+    return parse
 
 
+positive_int = int_in(1)  # `--batch-size 0` is refused by argparse
+non_negative_int = int_in(0)  # a count where none is a choice, e.g. warm-up steps
 MAX_SEED = 2**32 - 1  # keras.utils.set_random_seed seeds NumPy's legacy generator, which takes 0..2**32-1
-
-
-def seed(text):
-    """argparse type of --seed: an integer 0..2**32-1 (train_cnn.py's rule), refused at parse time;
-    NumPy's ValueError would come only after TensorFlow has loaded."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if not 0 <= value <= MAX_SEED:
-        raise argparse.ArgumentTypeError(f"{value} must be a whole number from 0 to {MAX_SEED} (NumPy's seed range)")
-    return value
-
-
-def non_negative_int(text):
-    """argparse type: an integer >= 0 (a count where none is a choice, e.g. warm-up steps)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 0")
-    return value
+# --seed: NumPy's own ValueError would come only after TensorFlow has loaded (train_cnn.py's rule)
+seed = int_in(0, MAX_SEED, f"must be a whole number from 0 to {MAX_SEED} (NumPy's seed range)")
 
 
 def frame_size(text):
