@@ -36,6 +36,9 @@ def build_parser():
     p.add_argument("--max-size", type=int, default=4, help="largest ensemble scored")
     p.add_argument("--held-out", action="store_true",
                    help="CSV is the runs' training CSV: score the split they all held out from it")
+    p.add_argument("--pairs", action="store_true",
+                   help="for every two runs (plain), the faces each gets right and the other wrong, and "
+                        "McNemar's exact p: whether the difference is more than the faces drawn")
     return p
 
 
@@ -87,6 +90,8 @@ def score(args):
         p = probs[run]
         print(f"{run}: {_acc(p['plain'], ds.labels):.2%} plain, {_acc(p['tta'], ds.labels):.2%} tta "
               f"({float(p['t_plain']):.1f} s for {len(ds)} faces plain on this CPU)")
+    if args.pairs:
+        print_pairs(args.runs, probs, ds.labels)
     for k in range(2, min(args.max_size, len(args.runs)) + 1):
         for members in itertools.combinations(args.runs, k):
             plain = np.mean([probs[m]["plain"] for m in members], axis=0)
@@ -94,6 +99,20 @@ def score(args):
             print(f"ensemble {' + '.join(os.path.basename(os.path.normpath(m)) for m in members)}: "
                   f"{_acc(plain, ds.labels):.2%} plain, {_acc(tta, ds.labels):.2%} tta")
     return 0
+
+
+def print_pairs(runs, probs, labels):
+    """McNemar's exact test on the same faces: only the faces where exactly one run is right tell
+    the runs apart; under 'no difference' each is equally likely to be that one (binomial, 1/2)."""
+    from scipy.stats import binomtest
+
+    right = {r: probs[r]["plain"].argmax(1) == labels for r in runs}
+    for a, b in itertools.combinations(runs, 2):
+        only_a, only_b = int(np.sum(right[a] & ~right[b])), int(np.sum(right[b] & ~right[a]))
+        p = binomtest(only_a, only_a + only_b, 0.5).pvalue if only_a + only_b else 1.0
+        print(f"pair {os.path.basename(os.path.normpath(a))} vs {os.path.basename(os.path.normpath(b))}: "
+              f"{(only_a - only_b) / len(labels):+.2%} ({only_a} faces only the first gets right, {only_b} only "
+              f"the second), McNemar p = {p:.3f}")
 
 
 def held_out_split(runs):

@@ -75,3 +75,13 @@ def test_an_unlabelled_csv_or_an_unusable_cache_is_one_line(tmp_path, capsys):
     assert ensemble.main([str(labelled), str(a), "--cache", str(tmp_path / "file" / "ens")]) == 2
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and "cannot make the folder" in err[0]
+
+
+def test_pairs_count_the_faces_only_one_run_gets_right(capsys):
+    labels = np.array([0, 1, 2, 3, 4, 5])
+    onehot = lambda pred: {"plain": np.eye(7)[pred]}  # noqa: E731
+    probs = {"r/a": onehot([0, 1, 2, 3, 0, 0]), "r/b": onehot([0, 1, 0, 0, 0, 5])}  # a: 4 right, b: 3
+    ensemble.print_pairs(["r/a", "r/b"], probs, labels)
+    # a alone is right on faces 2 and 3, b alone on face 5; binomial(2 of 3, 1/2) two-sided p = 1
+    assert capsys.readouterr().out.strip() == (
+        "pair a vs b: +16.67% (2 faces only the first gets right, 1 only the second), McNemar p = 1.000")
