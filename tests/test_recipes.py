@@ -58,6 +58,7 @@ def test_the_command_line_wins_over_the_recipe():
     ("lr = 0\n", "--lr 0.0: must be a finite number above 0"),  # checked as strictly as an option
     ("option = 5\n", "option = 5: expected text in quotes"),  # was an AttributeError deep in parsing
     ("seed = -1\n", "--seed -1: must be a whole number from 0 to 4294967295"),  # was NumPy's error, after data loaded
+    ("weight-decay = 0.05\n", "--weight-decay 0.05 with --optimizer adam: Adam has no weight decay"),  # was ignored
 ])
 def test_a_bad_recipe_is_one_line_before_anything_loads(text, message, tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "ferkit.train.loop", None)  # importing the training routine would fail

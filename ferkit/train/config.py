@@ -60,7 +60,7 @@ def _optimization_group(g):
     g.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
     g.add_argument("--optimizer", choices=["adam", "adamw", "sgd"], default="adam",
                    help="sgd is Nesterov with momentum 0.9")
-    g.add_argument("--weight-decay", type=float, default=0.0, metavar="X", help="decoupled weight decay (adamw, sgd)")
+    g.add_argument("--weight-decay", type=float, default=0.0, metavar="X", help="decoupled weight decay (adamw, sgd; not adam)")
     g.add_argument("--schedule", choices=["cosine", "plateau", "constant"], default="cosine",
                    help="cosine: warm-up then cosine decay to 0 over the run; plateau: halve on a stalled val loss")
     g.add_argument("--warmup", type=float, default=0.02, metavar="FRACTION",
@@ -159,6 +159,9 @@ def check_args(args):
             ok = False
         if not ok:
             raise FERError(f"--{name.replace('_', '-')} {value}: {wording}")
+    if args.weight_decay and args.optimizer == "adam":  # Keras' Adam would train without it, silently
+        raise FERError(f"--weight-decay {args.weight_decay} with --optimizer adam: Adam has no weight decay here; "
+                       "use --optimizer adamw (Adam with decoupled weight decay) or sgd")
 
 
 def check_out(args):
