@@ -1,5 +1,6 @@
 """Shared fixtures: synthetic learnable data written as CSV, an isolated parse cache, and one
 tiny trained run reused by every test that needs a model."""
+import hashlib
 import os
 import sys
 
@@ -52,6 +53,18 @@ def trained_run(synthetic_csvs, tmp_path_factory):
                          "--val", str(synthetic_csvs["val"]), "--out", str(out), "--quiet"])
     assert rc == 0
     return out
+
+
+def one_error_line(capsys):
+    """The one stderr line of a refused command (exit 2: `error: ...`)."""
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: "), err
+    return err[0]
+
+
+def file_sha256(path):
+    """A file's content, to show a refused command left it untouched."""
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
 
 
 def real_data(name):

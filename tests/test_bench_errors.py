@@ -1,7 +1,6 @@
 """Bad input to the benchmarks and scripts/pack_pixels.py: one `error:` line naming the file or
 option, exit 2, no traceback, and nothing an input was overwritten with (tiny synthetic data, no
 model loaded, no training)."""
-import hashlib
 import os
 import shutil
 import subprocess
@@ -11,6 +10,7 @@ import tempfile
 import pytest
 
 from data import synthetic
+from tests.conftest import file_sha256, one_error_line
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
@@ -26,17 +26,6 @@ def faces(tmp_path):
     return synthetic.write_csv(tmp_path / "g.csv", x, y)
 
 
-def one_line(capsys):
-    """The one stderr line of a refused command."""
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: "), err
-    return err[0]
-
-
-def digest(path):
-    return hashlib.sha256(open(path, "rb").read()).hexdigest()
-
-
 def run_script(*args):
     """The script as a user runs it: every line on stderr counts, TensorFlow's included."""
     return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -46,32 +35,32 @@ def run_script(*args):
 
 
 def test_pack_refuses_to_write_over_its_input(faces, capsys):
-    before = digest(faces)
+    before = file_sha256(faces)
     assert pack_pixels.main(["pack", str(faces), str(faces)]) == 2
-    line = one_line(capsys)
+    line = one_error_line(capsys)
     assert str(faces) in line and "is also an input" in line, line
-    assert digest(faces) == before
+    assert file_sha256(faces) == before
 
 
 def test_unpack_refuses_to_write_over_its_input_even_through_a_link(faces, tmp_path, capsys):
     pack = tmp_path / "p.pack"
     assert pack_pixels.main(["pack", str(faces), str(pack)]) == 0
     capsys.readouterr()
-    before = digest(pack)
+    before = file_sha256(pack)
     assert pack_pixels.main(["unpack", str(pack), str(pack)]) == 2
-    assert str(pack) in one_line(capsys)
+    assert str(pack) in one_error_line(capsys)
     os.symlink(pack, tmp_path / "link.pack")
     assert pack_pixels.main(["unpack", str(tmp_path / "link.pack"), str(pack)]) == 2
-    assert "is also an input" in one_line(capsys)
-    assert digest(pack) == before
+    assert "is also an input" in one_error_line(capsys)
+    assert file_sha256(pack) == before
 
 
 def test_pack_over_its_input_as_a_script_is_one_line(faces):
-    before = digest(faces)
+    before = file_sha256(faces)
     done = run_script("scripts/pack_pixels.py", "pack", str(faces), str(faces))
     assert done.returncode == 2 and done.stderr.strip().splitlines() == [
         f"error: {faces}: is also an input; writing it would destroy it, choose another output path"]
-    assert digest(faces) == before
+    assert file_sha256(faces) == before
 
 
 def test_pack_and_unpack_leave_only_their_output(faces, tmp_path):
@@ -99,7 +88,7 @@ def test_load_csv_bench_names_the_bad_file(problem, faces, tmp_path, capsys, mon
         path, expected = tmp_path / "bad.csv", "line 4"
         path.write_text("\n".join(lines) + "\n")
     assert load_csv.main([str(path)]) == 2
-    line = one_line(capsys)
+    line = one_error_line(capsys)
     assert str(path) in line and expected in line, line
     assert os.listdir(tempfile.tempdir) == []
 
@@ -119,15 +108,15 @@ def test_load_csv_bench_removes_its_cache_folder(faces, tmp_path, capsys, monkey
 @pytest.mark.parametrize("value", ["0", "-3", "x"])
 def test_augment_refuses_a_batch_size_below_one(value, faces, capsys):
     assert augment.main(["--train-csv", str(faces), "--batch-size", value]) == 2
-    assert "--batch-size" in one_line(capsys)
+    assert "--batch-size" in one_error_line(capsys)
 
 
 def test_augment_refuses_a_batch_larger_than_the_images(faces, capsys):
     assert augment.main(["--train-csv", str(faces), "--batch-size", "128"]) == 2
-    line = one_line(capsys)
+    line = one_error_line(capsys)
     assert "--batch-size 128" in line and "49 images" in line and "g.csv" in line, line
     assert augment.main(["--train-csv", str(faces), "--limit", "5", "--batch-size", "10"]) == 2
-    assert "5 images" in one_line(capsys)
+    assert "5 images" in one_error_line(capsys)
 
 
 def test_augment_batch_too_large_as_a_script_is_one_line_before_keras(faces):
@@ -154,7 +143,7 @@ GOOD = "epoch,accuracy,loss,val_accuracy,val_loss,lr,seconds\n1,0.4,1.5,0.35,1.6
 def test_recipe_ab_names_a_path_without_runs(tmp_path, capsys):
     for path, expected in ((tmp_path / "nonexistent", "no such folder"), (tmp_path, "no run folders found")):
         assert recipe_ab.main([str(path)]) == 2
-        line = one_line(capsys)
+        line = one_error_line(capsys)
         assert str(path) in line and expected in line, line
 
 
@@ -162,14 +151,14 @@ def test_recipe_ab_names_a_history_without_val_accuracy(tmp_path, capsys):
     fake_run(tmp_path / "ab" / "a", GOOD)
     bad = fake_run(tmp_path / "ab" / "b", "epoch,accuracy,loss,seconds\n1,0.4,1.5,30\n")
     assert recipe_ab.main([str(tmp_path / "ab")]) == 2
-    line = one_line(capsys)
+    line = one_error_line(capsys)
     assert os.path.join(bad, "history.csv") in line and "val_accuracy" in line, line
 
 
 def test_recipe_ab_names_the_line_of_a_bad_value(tmp_path, capsys):
     run = fake_run(tmp_path / "a", GOOD + "3,0.6,1.2,oops,1.3,0.001,90\n")
     assert recipe_ab.main([str(run)]) == 2
-    assert f"{os.path.join(run, 'history.csv')}, line 4: val_accuracy 'oops'" in one_line(capsys)
+    assert f"{os.path.join(run, 'history.csv')}, line 4: val_accuracy 'oops'" in one_error_line(capsys)
 
 
 def test_recipe_ab_prints_a_good_run(tmp_path, capsys):
@@ -184,7 +173,7 @@ def test_recipe_ab_prints_a_good_run(tmp_path, capsys):
 
 def test_face_detectors_measure_names_the_missing_folder(tmp_path, capsys):
     assert face_detectors.main(["measure", str(tmp_path / "nonexist")]) == 2
-    assert os.path.join(str(tmp_path / "nonexist"), "truth.json") in one_line(capsys)
+    assert os.path.join(str(tmp_path / "nonexist"), "truth.json") in one_error_line(capsys)
 
 
 # ---------------------------------------------------------------- 6. --size WxH
@@ -194,7 +183,7 @@ def test_face_detectors_measure_names_the_missing_folder(tmp_path, capsys):
 @pytest.mark.parametrize("size", ["abc", "640x", "x480", "0x480", "640x480x3"])
 def test_a_bad_size_is_a_usage_error(bench, size, capsys):
     assert bench.main(["--size", size]) == 2
-    line = one_line(capsys)
+    line = one_error_line(capsys)
     assert "--size" in line and size in line, line
 
 
@@ -220,4 +209,4 @@ def test_peer_fer_help_shows_each_default_once_and_the_real_one():
 @pytest.mark.parametrize("option", ["--steps", "--batch-size", "--infer-batch-size", "--steps-per-execution"])
 def test_train_throughput_refuses_zero(option, capsys):
     assert train_throughput.main([option, "0"]) == 2
-    assert option in one_line(capsys)
+    assert option in one_error_line(capsys)

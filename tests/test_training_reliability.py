@@ -3,7 +3,6 @@ and a resumed run ends exactly as an uninterrupted one: options, --help, NaN los
 disk, Ctrl-C, resume. Trainings here are tiny (fernet width 4, 112 synthetic faces, a few epochs)."""
 import csv
 import errno
-import hashlib
 import json
 import os
 import re
@@ -18,7 +17,7 @@ import pytest
 import train_cnn
 import train_dnn
 from data import synthetic
-from tests.conftest import ROOT
+from tests.conftest import ROOT, file_sha256, one_error_line
 
 
 @pytest.fixture(scope="module")
@@ -33,16 +32,6 @@ def tiny(small_csvs, out, *extra):
     train, val = small_csvs
     return [train, "--model", "fernet", "--option", "width=4", "--batch-size", "32", "--val", val,
             "--out", str(out), "--quiet", *extra]
-
-
-def one_error_line(capsys):
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: "), err
-    return err[0]
-
-
-def sha256(path):
-    return hashlib.sha256(open(path, "rb").read()).hexdigest()
 
 
 def history(run):
@@ -207,7 +196,7 @@ def test_a_loss_that_turns_nan_stops_training_and_keeps_the_good_weights(small_c
     class Diverge(train.keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
             if epoch == 1:  # after a good first epoch, a learning rate no network survives
-                seen["weights"] = sha256(out / "best.weights.h5")
+                seen["weights"] = file_sha256(out / "best.weights.h5")
                 self.model.optimizer.learning_rate = 1e12
 
     original = train.Training.callbacks
@@ -219,7 +208,7 @@ def test_a_loss_that_turns_nan_stops_training_and_keeps_the_good_weights(small_c
                      r"\(epoch 1, val_accuracy [\d.]+\) are kept in .*run; try a lower --lr \(this run: 0.01\)", line)
     info = json.load(open(out / "run.json"))
     assert info["status"] == "failed" and info["epochs_done"] == 1 and info["best_epoch"] == 1
-    assert sha256(out / "best.weights.h5") == seen["weights"] == info["weights_sha256"]
+    assert file_sha256(out / "best.weights.h5") == seen["weights"] == info["weights_sha256"]
     assert [r["epoch"] for r in history(out)] == ["1"]
 
 
