@@ -2,6 +2,7 @@
 """Copy a finished run into models/pretrained/<name>/ with its weights stored as float16.
 
     python scripts/bundle_pretrained.py runs/fernet-w32 --name fernet --check-csv public_test.csv.gz
+    python scripts/bundle_pretrained.py runs/long/strongreg --name ensemble/cpu-strongreg
 
 float16 halves the file; --check-csv compares float16 and float32 predictions on a labelled CSV.
 The bundled run.json records the float16 file's sha256 ("weights_sha256"), which load_run checks.
@@ -26,7 +27,8 @@ def build_parser():
     p = Parser(prog="bundle_pretrained.py", description=__doc__.split("\n\n")[0],
                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("run_dir", help="a finished run folder (run.json, best.weights.h5, history.csv)")
-    p.add_argument("--name", required=True, help="folder name under models/pretrained/ (letters, digits, - _ .)")
+    p.add_argument("--name", required=True, help="folder under models/pretrained/ (letters, digits, - _ .), or ensemble/NAME for "
+                   "a member of the bundled ensemble")
     p.add_argument("--check-csv", metavar="CSV", help="labelled CSV: compare float16 and float32 predictions on it")
     return p
 
@@ -60,8 +62,11 @@ def _checked(args, runs):
     from ferkit.runs import legacy
     from models.registry import PREPROCESS_KEYS
 
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+", args.name) or args.name in (".", ".."):
-        raise FERError(f"--name {args.name!r}: use letters, digits, '-', '_' or '.' (one folder name)")
+    parts = args.name.split("/")
+    if len(parts) > 2 or any(not re.fullmatch(r"[A-Za-z0-9_.-]+", p) or p in (".", "..") for p in parts) \
+            or (len(parts) == 2 and parts[0] != "ensemble"):
+        raise FERError(f"--name {args.name!r}: use letters, digits, '-', '_' or '.' (one folder name, "
+                       "or ensemble/NAME)")
     info = runs.read_info(args.run_dir)  # FERError unless a run folder with a readable run.json
     for name in (info.get("weights", runs.WEIGHTS_FILE), runs.HISTORY_FILE):
         if not os.path.isfile(os.path.join(args.run_dir, name)):
