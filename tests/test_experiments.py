@@ -157,3 +157,24 @@ def test_text_too_long_for_a_page_continues_on_the_next_without_splitting_a_line
     assert sum(body) == 40 * per_line and all(n % per_line == 0 for n in body)  # whole lines only
     assert all(figures.outside_texts(fig) == [] for fig in pages)  # and all of them on the page
     assert len(figures.text_pages(lines[:3], "Short")) == 1
+
+
+@pytest.mark.parametrize("args, expected", [
+    ({"val": None, "val_split": 0.1}, "Its best val % in the table is on a 10% split of the training file"),
+    ({"val": "other.csv", "val_split": 0.1}, "Its best val % in the table is on other.csv"),
+    ({"val": None, "val_split": 0.0}, None),  # no validation: nothing to explain
+])
+def test_page_one_says_which_set_chose_the_shown_models_epoch(args, expected):
+    """The bundled model validated on a held-out split: page 1 must not let its 'best val' read as
+    a public_test figure (the table's note speaks of the experiments, validated on public_test)."""
+    from ferkit.report import pages
+
+    shown = {"name": "bundled fernet", "label": "fernet", "run_dir": "models/pretrained/fernet", "why": "the default",
+             "data": "../shared/data/fer2013/public_test.csv.gz", "same_as_validation": False, "info": {"args": args},
+             "metrics": {"accuracy": 0.6882, "n": 3589, "macro_f1": 0.657}}
+    text = " ".join(pages.shown_lines(shown))
+    assert "68.82% of 3,589 faces" in text
+    if expected:
+        assert expected in text and "public_test.csv.gz played no part" in text
+    else:
+        assert "Its best val" not in text

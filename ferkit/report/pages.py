@@ -299,6 +299,9 @@ def shown_lines(shown):
                      f"(macro F1 {m['macro_f1']:.1%}).")
         if shown.get("same_as_validation"):
             lines.append(_same_set_line(shown, m))
+        elif _validated_on(shown.get("info") or {}):
+            lines.append(f"Its best val % in the table is on {_validated_on(shown['info'])}, which chose its epoch; "
+                         f"{os.path.basename(shown['data'])} played no part in training it or choosing the epoch.")
     return lines
 
 
