@@ -25,8 +25,9 @@ def saved_args(run_dir):
 
 
 @pytest.mark.parametrize("recipe, run_dir", [
-    ("long/strongreg.toml", "models/pretrained/fernet"),
-    ("fernet-cpu.toml", "docs/accuracy/fernet-2026-11-29"),  # the bundled model until 2026-11-30
+    ("fernet-cpu.toml", "models/pretrained/fernet"),
+    ("long/strongreg.toml", "models/pretrained/ensemble/cpu-strongreg"),
+    ("long/strongreg-mixcut.toml", "models/pretrained/ensemble/cpu-strongreg-mixcut"),
     ("gpu-fervgg-adam.toml", "models/pretrained/ensemble/gpu-fervgg-adam"),
     ("gpu-fervgg-sgd.toml", "models/pretrained/ensemble/gpu-fervgg-sgd"),
 ])
