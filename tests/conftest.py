@@ -67,6 +67,17 @@ def file_sha256(path):
     return hashlib.sha256(open(path, "rb").read()).hexdigest()
 
 
+def load_script(path):
+    """A script outside the packages (scripts/NAME.py), imported as a module so a test calls its main()."""
+    import importlib.util
+
+    name = os.path.splitext(os.path.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, path))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def real_data(name):
     path = os.path.join(REAL_DATA, name)
     if not os.path.exists(path):

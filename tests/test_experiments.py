@@ -2,18 +2,15 @@
 (--dry-run), skipping finished and resuming unfinished runs, and one real --smoke run whose
 files and table row are checked against its history.csv."""
 import csv
-import importlib.util
 import json
 import os
 
 import pytest
 
 from ferkit.report import experiments
+from tests.conftest import load_script
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_spec = importlib.util.spec_from_file_location("run_experiments", os.path.join(ROOT, "scripts", "run_experiments.py"))
-run_experiments = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(run_experiments)
+run_experiments = load_script("scripts/run_experiments.py")
 
 CPU_PLAN = ["cnn1", "cnn1_no_batchnorm", "cnn1_no_augment", "dnn_cnn1", "dnn_cnn1_no_augment", "fernet"]
 

@@ -8,7 +8,7 @@ import pytest
 
 from data import synthetic
 from ferkit.runs import load as runs
-from tests.conftest import file_sha256, one_error_line, real_data
+from tests.conftest import file_sha256, load_script, one_error_line, real_data
 
 BUNDLED = sorted(glob.glob(os.path.join(runs.PRETRAINED_DIR, "*", runs.RUN_FILE)))
 pytestmark = pytest.mark.skipif(not BUNDLED, reason="no bundled model in models/pretrained/")
@@ -74,27 +74,17 @@ def test_bundled_ensemble_members_are_float16_checked_runs_and_predict_together(
     assert len((tmp_path / "out.csv").read_text().splitlines()) == 15
 
 
-def _bundle_script():
-    import importlib.util
-
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts", "bundle_pretrained.py")
-    spec = importlib.util.spec_from_file_location("bundle_pretrained", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize("name", ["a/b", "ensemble/", "ensemble/..", "ensemble/x/y", "../x", "a b"])
 def test_bundle_script_refuses_a_name_outside_its_folders(name, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(runs, "PRETRAINED_DIR", str(tmp_path))
-    assert _bundle_script().main([str(tmp_path), "--name", name]) == 2
+    assert load_script("scripts/bundle_pretrained.py").main([str(tmp_path), "--name", name]) == 2
     assert f"--name {name!r}" in one_error_line(capsys) and not os.listdir(tmp_path)
 
 
 @pytest.mark.slow
 def test_bundle_script_adds_a_float16_member_to_an_ensemble(trained_run, tmp_path, monkeypatch):
     monkeypatch.setattr(runs, "PRETRAINED_DIR", str(tmp_path))
-    assert _bundle_script().main([str(trained_run), "--name", "ensemble/tiny"]) == 0
+    assert load_script("scripts/bundle_pretrained.py").main([str(trained_run), "--name", "ensemble/tiny"]) == 0
     member = tmp_path / "ensemble" / "tiny"
     info = runs.read_info(str(member))
     assert info["weights_dtype"] == "float16" and info["weights_sha256"] == file_sha256(member / runs.WEIGHTS_FILE)
