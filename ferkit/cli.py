@@ -127,7 +127,8 @@ class Parser(argparse.ArgumentParser):
         if config:
             self.add_argument("--config", metavar="FILE",
                               help="recipe file (TOML, e.g. recipes/fernet-cpu.toml): its settings are the defaults; "
-                                   "options given here win")
+                                   "options given here win, and a repeatable one (--option, --teacher) adds to "
+                                   "the recipe's list")
 
     def error(self, message):
         raise FERError(f"{message} (see {self.prog} --help)")

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 import train_cnn
-from ferkit.train.config import build_parser
+from ferkit.train.config import build_parser, parse_options
 from tests.conftest import ROOT
 
 RECIPES = os.path.join(ROOT, "recipes")
@@ -48,6 +48,14 @@ def test_every_recipe_parses():
 def test_the_command_line_wins_over_the_recipe():
     args = parse("--config", os.path.join(RECIPES, "fernet-cpu.toml"), "--epochs", "5", "--lr", "0.1")
     assert (args["epochs"], args["lr"], args["model"], args["time_budget"]) == (5, 0.1, "fernet", 135)
+
+
+def test_a_repeatable_option_adds_to_the_recipes_list():
+    """argparse appends to a list default: --teacher X on top of a distillation recipe is a fifth
+    teacher, not the only one; --help says so, and --option's later KEY wins."""
+    args = parse("--config", os.path.join(RECIPES, "long", "strongreg-distill.toml"), "--teacher", "X", "--option", "width=8")
+    assert len(args["teacher"]) == 5 and args["teacher"][-1] == "X"
+    assert parse_options(args["option"]) == {"width": 8}
 
 
 @pytest.mark.parametrize("text, message", [
