@@ -25,7 +25,8 @@ def saved_args(run_dir):
 
 
 @pytest.mark.parametrize("recipe, run_dir", [
-    ("fernet-cpu.toml", "models/pretrained/fernet"),
+    ("long/strongreg-distill.toml", "models/pretrained/fernet"),
+    ("fernet-cpu.toml", "docs/accuracy/fernet-2026-11-29"),  # the bundled model until 2026-11-30
     ("long/strongreg.toml", "models/pretrained/ensemble/cpu-strongreg"),
     ("long/strongreg-mixcut.toml", "models/pretrained/ensemble/cpu-strongreg-mixcut"),
     ("gpu-fervgg-adam.toml", "models/pretrained/ensemble/gpu-fervgg-adam"),
