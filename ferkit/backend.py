@@ -26,6 +26,7 @@ def configure_tensorflow(input_gradients=False):
 
 def import_keras():
     if "keras" in sys.modules:
+        _quiet_tensorflow_logger()
         return sys.modules["keras"]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
@@ -48,4 +49,15 @@ def import_keras():
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+    _quiet_tensorflow_logger()
     return keras
+
+
+def _quiet_tensorflow_logger():
+    """TensorFlow's Python logger warns "N out of the last M calls ... triggered tf.function
+    retracing" whenever an ensemble's members each trace their predict step (predict.py --weights
+    models/pretrained/ensemble printed two such paragraphs): advice for TensorFlow developers, not
+    for a user. Its errors still show."""
+    import logging
+
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)

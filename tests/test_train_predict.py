@@ -78,6 +78,16 @@ def test_ensemble_of_two_weights_arguments(trained_run, synthetic_csvs, tmp_path
 
 
 @pytest.mark.slow
+def test_an_ensemble_prints_no_tensorflow_retracing_warnings(trained_run, synthetic_csvs, tmp_path, capfd, caplog):
+    """Three members and two batch shapes (210 faces in batches of 64) trace six predict steps:
+    TensorFlow's logger warned "5 out of the last 5 calls ... triggered tf.function retracing",
+    a paragraph per call, on the user's stderr (here pytest's log capture stands in for it)."""
+    args = [str(synthetic_csvs["val"]), str(tmp_path / "out.csv"), "--batch-size", "64"]
+    assert predict.main(args + ["--weights", str(trained_run)] * 3) == 0
+    assert "retracing" not in capfd.readouterr().err + caplog.text
+
+
+@pytest.mark.slow
 def test_a_folder_of_run_folders_is_an_ensemble(trained_run, synthetic_csvs, tmp_path, capsys):
     import shutil
 
