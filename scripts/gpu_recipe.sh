@@ -11,7 +11,7 @@
 # two fervgg (models/vgg.py), one with Adam and one with SGD (Nesterov), for an ensemble and a
 # distillation teacher. MINUTES, when given, overrides the recipes' budget (7.25, as the bundled members).
 # MEMBERs name other recipes to train instead (the second round: gpu-fervgg-mixcut gpu-fervgg-mixcut-sgd
-# gpu-fernet gpu-fernet-mixcut); MINUTES may then be '' for the recipes' own budget.
+# gpu-fernet-w40-distill gpu-fernet-w32-distill); MINUTES may then be '' for the recipes' own budget.
 set -uo pipefail
 train=${1:?usage: gpu_recipe.sh TRAIN_CSV [MINUTES] [RUNS_DIR] [MEMBER...]}
 budget=(); [ -n "${2:-}" ] && budget=(--time-budget "$2")

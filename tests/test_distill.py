@@ -96,3 +96,29 @@ def test_distillation_options_are_checked(synthetic_csvs, tmp_path, capsys):
     rc = train_cnn.main([str(synthetic_csvs["train"]), "--distill-weight", "1.5", "--out", str(tmp_path / "r")])
     assert rc == 2
     assert capsys.readouterr().err == "error: --distill-weight 1.5: must be between 0 and 1\n"
+
+
+def test_cached_probabilities_serve_as_a_teacher_and_mix_with_a_run(synthetic_csvs, trained_run, tmp_path):
+    """A lent GPU has no teachers' weights: the .npy a distilled run cached stands in for them."""
+    train = data.load_csv(str(synthetic_csvs["train"]))
+    tr, _ = data.stratified_split(train.labels, 0.1, seed=1337)
+    images = train.images[tr]
+    from_run = distill.teacher_probs([str(trained_run)], images)
+    npy = tmp_path / "probs.npy"
+    np.save(npy, np.full_like(from_run, 1 / 7))
+    np.testing.assert_allclose(distill.teacher_probs([str(npy)], images), 1 / 7, atol=1e-6)
+    # A .npy is one teacher beside the run folders: the mean of the two.
+    np.testing.assert_allclose(distill.teacher_probs([str(npy), str(trained_run)], images),
+                               (from_run + 1 / 7) / 2, atol=1e-5)
+
+
+def test_cached_probabilities_for_other_faces_are_refused_in_one_line(synthetic_csvs, tmp_path, capsys):
+    npy = tmp_path / "probs.npy"
+    np.save(npy, np.full((5, 7), 1 / 7, np.float32))
+    out = tmp_path / "r"
+    rc = train_cnn.main([str(synthetic_csvs["train"]), "--model", "fernet", "--option", "width=8", "--epochs", "1",
+                         "--teacher", str(npy), "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and not out.exists()
+    assert err.startswith(f"error: {npy}: teacher probabilities of shape (5, 7), expected (")
+    assert "same training file, --val-split and --seed" in err

@@ -88,7 +88,8 @@ def _regularization_group(g):
     g.add_argument("--label-smoothing", type=float, default=0.0, metavar="X", help="label smoothing, below 1")
     g.add_argument("--teacher", action="append", default=[], metavar="RUN_DIR",
                    help="distil from this trained run's class probabilities (repeatable: their mean); "
-                        "computed once on the training faces and cached in the run folder")
+                        "computed once on the training faces and cached in the run folder as teacher_probs.npy, "
+                        "which may itself be given as a teacher to a run on the same data, --val-split and --seed")
     g.add_argument("--teacher-tta", action="store_true",
                    help="the teacher's probabilities averaged over the 10 TTA views (10x the one-off cost)")
     g.add_argument("--distill-temperature", type=float, default=4.0, metavar="T",

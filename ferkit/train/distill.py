@@ -42,11 +42,22 @@ def load_teachers(paths):
 
 
 def teacher_probs(paths, images, tta=False, batch_size=256):
-    """Mean softmax (N, 7) of the teachers at `paths` over `images` (uint8, N x 48 x 48 x 1)."""
+    """Mean softmax (N, 7) of the teachers at `paths` over `images` (uint8, N x 48 x 48 x 1). A
+    path ending in .npy is probabilities cached by an earlier distilled run (its teacher_probs.npy,
+    for the same training faces: same file, --val-split and --seed), counted as one teacher; it
+    lets a machine without the teachers' weights (a lent GPU) distil from them."""
     from ferkit.infer import predict_proba
 
-    models = [m for m, _ in load_teachers(paths)]
-    return predict_proba(models, images, tta=tta, batch_size=batch_size)
+    cached = [cached_probs(p, len(images)) for p in paths if is_probs_file(p)]
+    runs = [p for p in paths if not is_probs_file(p)]
+    if runs:
+        models = [m for m, _ in load_teachers(runs)]
+        cached.append(predict_proba(models, images, tta=tta, batch_size=batch_size))
+    return np.mean(cached, axis=0).astype(np.float32) if len(cached) > 1 else cached[0]
+
+
+def is_probs_file(path):
+    return str(path).endswith(".npy") and os.path.isfile(path)
 
 
 def training_probs(args, images, run_dir=None):
@@ -57,7 +68,7 @@ def training_probs(args, images, run_dir=None):
         t0 = time.time()
         probs = teacher_probs(args.teacher, images, tta=args.teacher_tta)
         views = "10 views each" if args.teacher_tta else "1 view"
-        print(f"teacher: {plural(len(args.teacher), 'run')} on {len(images)} training faces ({views}) "
+        print(f"teacher: {plural(len(args.teacher), 'teacher')} on {len(images)} training faces ({views}) "
               f"in {time.time() - t0:.0f} s", flush=True)
     return probs
 
@@ -69,8 +80,9 @@ def save_probs(run_dir, probs):
 
 
 def cached_probs(run_dir, n):
-    """The teacher probabilities cached in `run_dir`, or None when there are none for `n` faces."""
-    path = os.path.join(run_dir, TEACHER_FILE)
+    """The teacher probabilities cached in `run_dir` (or the .npy file `run_dir`), or None when
+    there are none; FERError (one line) when they are not `n` faces' probabilities."""
+    path = run_dir if is_probs_file(run_dir) else os.path.join(run_dir, TEACHER_FILE)
     if not os.path.isfile(path):
         return None
     try:  # mapped, not read: a run folder is untrusted, its shape is checked before the data is read
@@ -78,9 +90,10 @@ def cached_probs(run_dir, n):
     except (OSError, ValueError) as e:
         raise FERError(f"{path}: unreadable teacher probabilities ({str(e).splitlines()[0][:200]}); "
                        "delete it to recompute") from None
-    if probs.shape != (n, NUM_CLASSES) or not np.isfinite(probs).all():
-        raise FERError(f"{path}: teacher probabilities of shape {probs.shape}, expected ({n}, {NUM_CLASSES}); "
-                       "delete it to recompute")
+    if probs.ndim != 2 or probs.shape != (n, NUM_CLASSES) or not np.isfinite(probs).all():
+        fix = ("it must come from a run on the same training file, --val-split and --seed" if is_probs_file(run_dir)
+               else "delete it to recompute")
+        raise FERError(f"{path}: teacher probabilities of shape {probs.shape}, expected ({n}, {NUM_CLASSES}); {fix}")
     return probs.astype(np.float32)
 
 
