@@ -107,9 +107,11 @@ def test_cached_probabilities_serve_as_a_teacher_and_mix_with_a_run(synthetic_cs
     npy = tmp_path / "probs.npy"
     np.save(npy, np.full_like(from_run, 1 / 7))
     np.testing.assert_allclose(distill.teacher_probs([str(npy)], images), 1 / 7, atol=1e-6)
-    # A .npy is one teacher beside the run folders: the mean of the two.
+    # A .npy is one teacher beside the run folders, each of which is one too.
     np.testing.assert_allclose(distill.teacher_probs([str(npy), str(trained_run)], images),
                                (from_run + 1 / 7) / 2, atol=1e-5)
+    np.testing.assert_allclose(distill.teacher_probs([str(npy), str(trained_run), str(trained_run)], images),
+                               (2 * from_run + 1 / 7) / 3, atol=1e-5)
 
 
 def test_cached_probabilities_for_other_faces_are_refused_in_one_line(synthetic_csvs, tmp_path, capsys):

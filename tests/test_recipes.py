@@ -31,6 +31,11 @@ def saved_args(run_dir):
     ("long/strongreg-mixcut.toml", "models/pretrained/ensemble/cpu-strongreg-mixcut"),
     ("gpu-fervgg-adam.toml", "models/pretrained/ensemble/gpu-fervgg-adam"),
     ("gpu-fervgg-sgd.toml", "models/pretrained/ensemble/gpu-fervgg-sgd"),
+    ("gpu-fervgg-mixcut.toml", "models/pretrained/ensemble/gpu-fervgg-mixcut"),
+    ("gpu-fervgg-mixcut-s6.toml", "models/pretrained/ensemble/gpu-fervgg-mixcut-s6"),
+    ("gpu-fervgg-mixcut-sgd.toml", "docs/accuracy/gpu2/gpu-fervgg-mixcut-sgd"),  # the second GPU round
+    ("gpu-fernet-w40-distill.toml", "docs/accuracy/gpu2/gpu-fernet-w40-distill"),
+    ("gpu-fernet-w32-distill.toml", "docs/accuracy/gpu2/gpu-fernet-w32-distill"),
 ])
 def test_a_bundled_models_recipe_gives_the_settings_it_was_trained_with(recipe, run_dir):
     args, defaults, saved = parse("--config", os.path.join(RECIPES, recipe)), parse(), saved_args(run_dir)

@@ -50,10 +50,11 @@ def teacher_probs(paths, images, tta=False, batch_size=256):
 
     cached = [cached_probs(p, len(images)) for p in paths if is_probs_file(p)]
     runs = [p for p in paths if not is_probs_file(p)]
-    if runs:
-        models = [m for m, _ in load_teachers(runs)]
-        cached.append(predict_proba(models, images, tta=tta, batch_size=batch_size))
-    return np.mean(cached, axis=0).astype(np.float32) if len(cached) > 1 else cached[0]
+    if not runs:
+        return np.mean(cached, axis=0).astype(np.float32)
+    models = [m for m, _ in load_teachers(runs)]
+    probs = predict_proba(models, images, tta=tta, batch_size=batch_size)  # the runs' mean
+    return ((probs * len(runs) + sum(cached)) / (len(runs) + len(cached))).astype(np.float32)
 
 
 def is_probs_file(path):
