@@ -50,11 +50,11 @@ def teacher_probs(paths, images, tta=False, batch_size=256):
 
     cached = [cached_probs(p, len(images)) for p in paths if is_probs_file(p)]
     runs = [p for p in paths if not is_probs_file(p)]
-    if not runs:
-        return np.mean(cached, axis=0).astype(np.float32)
-    models = [m for m, _ in load_teachers(runs)]
-    probs = predict_proba(models, images, tta=tta, batch_size=batch_size)  # the runs' mean
-    return ((probs * len(runs) + sum(cached)) / (len(runs) + len(cached))).astype(np.float32)
+    total = sum(cached)
+    if runs:  # predict_proba gives the runs' mean: weighted back to one share per run
+        models = [m for m, _ in load_teachers(runs)]
+        total = total + len(runs) * predict_proba(models, images, tta=tta, batch_size=batch_size)
+    return (total / len(paths)).astype(np.float32)
 
 
 def is_probs_file(path):
@@ -91,7 +91,7 @@ def cached_probs(run_dir, n):
     except (OSError, ValueError) as e:
         raise FERError(f"{path}: unreadable teacher probabilities ({str(e).splitlines()[0][:200]}); "
                        "delete it to recompute") from None
-    if probs.ndim != 2 or probs.shape != (n, NUM_CLASSES) or not np.isfinite(probs).all():
+    if probs.shape != (n, NUM_CLASSES) or not np.isfinite(probs).all():
         fix = ("it must come from a run on the same training file, --val-split and --seed" if is_probs_file(run_dir)
                else "delete it to recompute")
         raise FERError(f"{path}: teacher probabilities of shape {probs.shape}, expected ({n}, {NUM_CLASSES}); {fix}")
