@@ -12,10 +12,10 @@
 set -uo pipefail
 OUT=${OUT:?set OUT to the folder that comes back}
 cd "$(dirname "$0")/.."
-# The third round: the second round's best network alone on the GPU for a whole call (docs/GPU.md).
+# The third round: the second round's best network, three seeds at once for a whole call (docs/GPU.md).
 # The second round was: gpu-fervgg-mixcut gpu-fervgg-mixcut-sgd gpu-fernet-w40-distill
 # gpu-fernet-w32-distill, four at once (the students' teacher: probabilities carried in .gpu/).
-members=("$@"); [ ${#members[@]} -gt 0 ] || members=(gpu-fervgg-mixcut-solo)
+members=("$@"); [ ${#members[@]} -gt 0 ] || members=(gpu-fervgg-mixcut-s7 gpu-fervgg-mixcut-s8 gpu-fervgg-mixcut-s9)
 PACK=${PACK:-.gpu/train.u8.xz}; WHEELS=${WHEELS:-.whl}; TRAIN=${TRAIN:-/tmp/ferkit-train.csv}
 RUNS=${RUNS:-runs/gpu}; python=${PYTHON:-python3}
 t0=$(date +%s)
