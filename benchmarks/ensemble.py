@@ -8,7 +8,7 @@ cached beside --cache, then every subset of two or more runs is scored by averag
 `predict.py --weights A --weights B` does. Prints one line per run and per ensemble.
 For choosing members, score on a split held out from training, not on the file you report:
 `--held-out` scores the stratified tenth of the training CSV that the runs held out themselves
-(their run.json's --val-split and --seed), and refuses runs that held out different faces.
+(their run.json's --val-split, and --split-seed or --seed), and refuses runs that held out different faces.
 
     python benchmarks/ensemble.py ../shared/data/fer2013/train.csv.gz runs/long/* --held-out
 """
@@ -69,7 +69,7 @@ def score(args):
         _, va = data.stratified_split(ds.labels, fraction, seed=seed)
         ds, tag = data.subset(ds, va), f"{tag}-heldout-{fraction}-{seed}"
         print(f"scoring the {len(ds)} faces of {args.csv} held out by every run (--val-split {fraction}, "
-              f"--seed {seed})")
+              f"split seed {seed})")
     try:
         os.makedirs(args.cache, exist_ok=True)
     except OSError as e:
@@ -120,6 +120,7 @@ def held_out_split(runs):
     a run validated on a file of its own, or on another split, has seen these faces."""
     from ferkit.errors import FERError
     from ferkit.runs.layout import read_info
+    from ferkit.train.config import split_seed
 
     splits = {}
     for run in runs:
@@ -129,11 +130,11 @@ def held_out_split(runs):
                            "from its training CSV; --held-out needs runs that held one out")
         if a.get("seed") is None:
             raise FERError(f"{run}: its run.json does not say which --seed split its faces")
-        splits.setdefault((float(a["val_split"]), int(a["seed"])), []).append(run)
+        splits.setdefault((float(a["val_split"]), int(split_seed(a))), []).append(run)
     if len(splits) > 1:
         (s1, r1), (s2, r2) = list(splits.items())[:2]
-        raise FERError(f"{r1[0]} and {r2[0]} held out different faces (--val-split, --seed {s1} and "
-                       f"{s2}): each was trained on the other's held-out faces")
+        raise FERError(f"{r1[0]} and {r2[0]} held out different faces (--val-split, split seed: {s1[0]}, {s1[1]} "
+                       f"against {s2[0]}, {s2[1]}): each was trained on the other's held-out faces")
     return next(iter(splits))
 
 

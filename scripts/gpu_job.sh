@@ -12,10 +12,12 @@
 set -uo pipefail
 OUT=${OUT:?set OUT to the folder that comes back}
 cd "$(dirname "$0")/.."
-# The third round: the second round's best network, three seeds at once for a whole call (docs/GPU.md).
+# The fourth round: three more seeds of the best recipe, at once for a whole call, holding out one
+# shared tenth (--split-seed 1337), so that an ensemble can be chosen on it (docs/GPU.md). The third
+# round was gpu-fervgg-mixcut-s7 -s8 -s9 (and -s10 alone, MIN=3.5).
 # The second round was: gpu-fervgg-mixcut gpu-fervgg-mixcut-sgd gpu-fernet-w40-distill
 # gpu-fernet-w32-distill, four at once (the students' teacher: probabilities carried in .gpu/).
-members=("$@"); [ ${#members[@]} -gt 0 ] || members=(gpu-fervgg-mixcut-s7 gpu-fervgg-mixcut-s8 gpu-fervgg-mixcut-s9)
+members=("$@"); [ ${#members[@]} -gt 0 ] || members=(gpu-fervgg-mixcut-s11 gpu-fervgg-mixcut-s12 gpu-fervgg-mixcut-s13)
 PACK=${PACK:-.gpu/train.u8.xz}; WHEELS=${WHEELS:-.whl}; TRAIN=${TRAIN:-/tmp/ferkit-train.csv}
 RUNS=${RUNS:-runs/gpu}; python=${PYTHON:-python3}
 t0=$(date +%s)

@@ -12,13 +12,13 @@ from data import synthetic
 from ferkit.runs import load as runs
 
 
-def tiny_run(folder, rows, seed=7, val_split=0.2, val=None):
+def tiny_run(folder, rows, seed=7, val_split=0.2, val=None, split_seed=None):
     """A run folder of an untrained fernet of width 8 whose run.json says how it split `rows` faces."""
     folder.mkdir()
     runs.save_weights(models.build_model("fernet", width=8), str(folder / runs.WEIGHTS_FILE))
     n_val = int(round(rows * val_split))
     info = {"model": "fernet", "options": {"width": 8}, "train_rows": rows - n_val, "val_rows": n_val,
-            "args": {"seed": seed, "val_split": val_split, "val": val}}
+            "args": {"seed": seed, "val_split": val_split, "val": val, "split_seed": split_seed}}
     (folder / runs.RUN_FILE).write_text(json.dumps(info))
     return folder
 
@@ -44,8 +44,30 @@ def test_held_out_scores_the_split_the_runs_held_out(tmp_path, faces, capsys):
     assert np.load(tmp_path / "ens" / cached[0])["plain"].shape == (7, 7)
 
 
+def test_runs_of_other_seeds_and_one_split_seed_are_scored_together(tmp_path, faces, capsys):
+    csv, _ = faces
+    a, b = tiny_run(tmp_path / "a", 35), tiny_run(tmp_path / "b", 35, seed=8, split_seed=7)
+    assert ensemble.main([str(csv), str(a), str(b), "--held-out", "--cache", str(tmp_path / "c")]) == 0
+    assert "held out by every run (--val-split 0.2, split seed 7)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("seed, split_seed, drawn_by", [(1, None, 1), (2, None, 2), (1, 7, 7), (2, 7, 7)])
+def test_training_holds_out_the_faces_its_split_seed_draws(tmp_path, seed, split_seed, drawn_by):
+    """--split-seed, not --seed, draws the held-out faces when given: members of other seeds share them."""
+    from ferkit.train.config import build_parser
+    from ferkit.train.loop import Training
+
+    x, y = synthetic.make_faces(70, seed=1)
+    csv = synthetic.write_csv(tmp_path / "train.csv", x, y)
+    argv = [str(csv), "--val-split", "0.2", "--seed", str(seed)] + (["--split-seed", str(split_seed)] if split_seed else [])
+    _, val = Training(build_parser("train_cnn.py", "").parse_args(argv), {}, "train_cnn.py", "test").load_data()
+    _, va = data.stratified_split(y, 0.2, seed=drawn_by)
+    assert np.array_equal(val.images, x[va])
+
+
 @pytest.mark.parametrize("second, message", [
-    (dict(seed=8), "held out different faces"),
+    (dict(seed=8), "held out different faces (--val-split, split seed: 0.2, 7 against 0.2, 8)"),
+    (dict(seed=7, split_seed=8), "held out different faces"),
     (dict(val="public_test.csv"), "validated on public_test.csv, not on a split held out"),
 ])
 def test_held_out_refuses_runs_that_saw_each_others_faces(tmp_path, faces, capsys, second, message):

@@ -50,6 +50,9 @@ def _data_group(g):
     val.add_argument("--val", metavar="CSV", help="labelled validation CSV (e.g. public_test.csv.gz)")
     val.add_argument("--val-split", type=float, default=0.1, metavar="FRACTION",
                      help="stratified fraction of TRAIN_CSV held out for validation when --val is not given")
+    g.add_argument("--split-seed", type=int, metavar="N",
+                   help="seed of the --val-split draw alone (default: --seed); runs with other --seed values "
+                        "and one --split-seed hold out the same faces, so their ensemble can be chosen on them")
     add_usage(g, help="Kaggle fer2013.csv: train on the rows of this Usage (e.g. Training)")
 
 
@@ -89,7 +92,8 @@ def _regularization_group(g):
     g.add_argument("--teacher", action="append", default=[], metavar="RUN_DIR",
                    help="distil from this trained run's class probabilities (repeatable: their mean); "
                         "computed once on the training faces and cached in the run folder as teacher_probs.npy, "
-                        "which may itself be given as a teacher to a run on the same data, --val-split and --seed")
+                        "which may itself be given as a teacher to a run on the same data and held-out split "
+                        "(--val-split, and --split-seed or --seed)")
     g.add_argument("--teacher-tta", action="store_true",
                    help="the teacher's probabilities averaged over the 10 TTA views (10x the one-off cost)")
     g.add_argument("--distill-temperature", type=float, default=4.0, metavar="T",
@@ -144,7 +148,16 @@ _RULES = [
     ("distill_temperature", lambda v: _finite(v) and v > 0, "must be a finite number above 0"),
     ("distill_weight", lambda v: 0 <= v <= 1, "must be between 0 and 1"),
     ("seed", lambda v: 0 <= v < 2**32, "must be a whole number from 0 to 4294967295 (NumPy's seed range)"),
+    ("split_seed", lambda v: v is None or 0 <= v < 2**32,
+     "must be a whole number from 0 to 4294967295 (NumPy's seed range)"),
 ]
+
+
+def split_seed(args):
+    """The seed that drew a run's --val-split faces, from its settings (a Namespace or run.json's
+    "args"): --split-seed, or --seed for runs that did not give one (and every run before it existed)."""
+    a = args if isinstance(args, dict) else vars(args)
+    return a["seed"] if a.get("split_seed") is None else a["split_seed"]
 
 
 def check_args(args):

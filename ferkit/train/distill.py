@@ -44,7 +44,7 @@ def load_teachers(paths):
 def teacher_probs(paths, images, tta=False, batch_size=256):
     """Mean softmax (N, 7) of the teachers at `paths` over `images` (uint8, N x 48 x 48 x 1). A
     path ending in .npy is probabilities cached by an earlier distilled run (its teacher_probs.npy,
-    for the same training faces: same file, --val-split and --seed), counted as one teacher; it
+    for the same training faces: same file and held-out split), counted as one teacher; it
     lets a machine without the teachers' weights (a lent GPU) distil from them."""
     from ferkit.infer import predict_proba
 
@@ -92,7 +92,8 @@ def cached_probs(run_dir, n):
         raise FERError(f"{path}: unreadable teacher probabilities ({str(e).splitlines()[0][:200]}); "
                        "delete it to recompute") from None
     if probs.shape != (n, NUM_CLASSES) or not np.isfinite(probs).all():
-        fix = ("it must come from a run on the same training file, --val-split and --seed" if is_probs_file(run_dir)
+        fix = ("it must come from a run on the same training file and held-out split (--val-split, --split-seed or --seed)"
+               if is_probs_file(run_dir)
                else "delete it to recompute")
         raise FERError(f"{path}: teacher probabilities of shape {probs.shape}, expected ({n}, {NUM_CLASSES}); {fix}")
     return probs.astype(np.float32)

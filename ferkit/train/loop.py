@@ -27,6 +27,7 @@ from ferkit.cli import plural
 from ferkit.errors import FERError
 from ferkit.train import callbacks as cb
 from ferkit.train import distill
+from ferkit.train.config import split_seed
 from ferkit.train.interrupt import run_interruptible
 from ferkit.runs import folder, legacy
 from ferkit.runs.folder import RunFolder, hardware, new_run_dir
@@ -147,7 +148,7 @@ class Training(RunJob):
                 raise FERError(f"{args.val}: no label column, cannot validate on it")
         else:
             try:
-                tr, va = data.stratified_split(train_ds.labels, args.val_split, seed=args.seed)
+                tr, va = data.stratified_split(train_ds.labels, args.val_split, seed=split_seed(args))
             except ValueError as e:
                 raise FERError(f"{args.train_csv}: cannot split {len(train_ds)} rows for validation ({e})") from None
             train_ds, val_ds = data.subset(train_ds, tr), data.subset(train_ds, va)
