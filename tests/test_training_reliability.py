@@ -94,6 +94,7 @@ def test_train_dnn_offers_no_model_choice(capsys):
     (["--weight-decay", "-1"], "--weight-decay -1.0: must be a finite number, at least 0"),
     (["--val-split", "1"], "--val-split 1.0: must be between 0 and 1"),
     (["--split-seed", "-1"], "--split-seed -1: must be a whole number from 0 to 4294967295"),
+    (["--val", "v.csv", "--split-seed", "3"], "--split-seed 3 with --val v.csv: a validation file is given"),
     (["--epochs", "two"], "argument --epochs: invalid int value: 'two'"),
 ])
 def test_bad_options_are_one_line_before_anything_loads(extra, message, small_csvs, tmp_path, capsys, monkeypatch):

@@ -176,6 +176,9 @@ def check_args(args):
     if args.weight_decay and args.optimizer == "adam":  # Keras' Adam would train without it, silently
         raise FERError(f"--weight-decay {args.weight_decay} with --optimizer adam: Adam has no weight decay here; "
                        "use --optimizer adamw (Adam with decoupled weight decay) or sgd")
+    if args.val and getattr(args, "split_seed", None) is not None:  # no split is drawn: it would be ignored
+        raise FERError(f"--split-seed {args.split_seed} with --val {args.val}: a validation file is given, "
+                       "so no split is drawn from the training file")
 
 
 def check_out(args):
