@@ -33,6 +33,10 @@ def saved_args(run_dir):
     ("gpu-fervgg-sgd.toml", "models/pretrained/ensemble/gpu-fervgg-sgd"),
     ("gpu-fervgg-mixcut.toml", "models/pretrained/ensemble/gpu-fervgg-mixcut"),
     ("gpu-fervgg-mixcut-s6.toml", "models/pretrained/ensemble/gpu-fervgg-mixcut-s6"),
+    ("gpu-fervgg-mixcut-s7.toml", "models/pretrained/ensemble/gpu-fervgg-mixcut-s7"),  # the third GPU round
+    ("gpu-fervgg-mixcut-s8.toml", "models/pretrained/ensemble/gpu-fervgg-mixcut-s8"),
+    ("gpu-fervgg-mixcut-s9.toml", "models/pretrained/ensemble/gpu-fervgg-mixcut-s9"),
+    ("gpu-fervgg-mixcut-s10.toml", "models/pretrained/ensemble/gpu-fervgg-mixcut-s10"),
     ("gpu-fervgg-mixcut-sgd.toml", "docs/accuracy/gpu2/gpu-fervgg-mixcut-sgd"),  # the second GPU round
     ("gpu-fernet-w40-distill.toml", "docs/accuracy/gpu2/gpu-fernet-w40-distill"),
     ("gpu-fernet-w32-distill.toml", "docs/accuracy/gpu2/gpu-fernet-w32-distill"),
