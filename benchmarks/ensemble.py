@@ -119,8 +119,7 @@ def held_out_split(runs):
     """(val_split, seed) that every run in `runs` held out from its training CSV, or a FERError:
     a run validated on a file of its own, or on another split, has seen these faces."""
     from ferkit.errors import FERError
-    from ferkit.runs.layout import read_info
-    from ferkit.train.config import split_seed
+    from ferkit.runs.layout import read_info, split_seed
 
     splits = {}
     for run in runs:

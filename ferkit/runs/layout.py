@@ -56,6 +56,13 @@ def read_info(run_dir):
     return schema.validate(info, path)  # untrusted: types and bounds before anything uses it
 
 
+def split_seed(args):
+    """The seed that drew a run's --val-split faces, from its settings (a Namespace or run.json's
+    "args"): --split-seed, or --seed for runs that did not give one (and every run before it existed)."""
+    a = args if isinstance(args, dict) else vars(args)
+    return a["seed"] if a.get("split_seed") is None else a["split_seed"]
+
+
 def weights_path(run_dir, info):
     """The run's own weights file as run.json names it, refused unless inside the run folder."""
     return schema.weights_path(run_dir, info, WEIGHTS_FILE)

@@ -153,13 +153,6 @@ _RULES = [
 ]
 
 
-def split_seed(args):
-    """The seed that drew a run's --val-split faces, from its settings (a Namespace or run.json's
-    "args"): --split-seed, or --seed for runs that did not give one (and every run before it existed)."""
-    a = args if isinstance(args, dict) else vars(args)
-    return a["seed"] if a.get("split_seed") is None else a["split_seed"]
-
-
 def check_args(args):
     """Raise FERError for the first option out of its range (NaN and infinity included)."""
     rules = list(_RULES)

@@ -27,9 +27,9 @@ from ferkit.cli import plural
 from ferkit.errors import FERError
 from ferkit.train import callbacks as cb
 from ferkit.train import distill
-from ferkit.train.config import split_seed
 from ferkit.train.interrupt import run_interruptible
 from ferkit.runs import folder, legacy
+from ferkit.runs.layout import split_seed
 from ferkit.runs.folder import RunFolder, hardware, new_run_dir
 from ferkit.runs import load as runs
 
