@@ -238,16 +238,16 @@ def classifier(weights, peer):
     from ferkit.backend import import_keras
 
     keras = import_keras()
-    if weights:
-        from ferkit.infer import load_runs, predict_proba
+    from ferkit.infer import load_runs, predict_batches, predict_proba
 
+    if weights:
         nets = [m for m, _ in load_runs([weights])]
         return lambda x: predict_proba(nets, x).argmax(1)
     model = keras.saving.load_model(peer, compile=False)
 
     def labels(x):
         big = np.stack([cv2.resize(im[:, :, 0], (64, 64)) for im in x]).astype(np.float32)
-        return model.predict(((big / 255.0) - 0.5)[..., None] * 2.0, batch_size=256, verbose=0).argmax(1)
+        return predict_batches(model, ((big / 255.0) - 0.5)[..., None] * 2.0).argmax(1)
     return labels
 
 

@@ -116,15 +116,15 @@ def benchmark(args):
 
 
 class MeanOf:
-    """Several models as one: `predict` is predict.py's ensemble mean (ferkit.infer.predict_proba)."""
+    """Several models as one, for measure(): predict.py's ensemble mean (ferkit.infer.predict_proba)."""
 
     def __init__(self, nets):
         self.nets = nets
 
-    def predict(self, x, batch_size=256, verbose=0):
+    def predict_on_batch(self, x):
         from ferkit.infer import predict_proba
 
-        return predict_proba(self.nets, x, batch_size=batch_size)
+        return predict_proba(self.nets, x, batch_size=max(len(x), 1))
 
 
 def check_peer_file(path):
@@ -202,13 +202,15 @@ def resize_like_cv2(images, size):
 
 def measure(model, prepare, images, batch_size, repeat, classes=None):
     """Predicted FER2013 labels, and the best images/s of predict alone and end to end."""
-    model.predict(prepare(images[:batch_size]), batch_size=batch_size, verbose=0)  # trace and warm up
+    from ferkit.infer import predict_batches
+
+    predict_batches(model, prepare(images[:batch_size]), batch_size)  # trace and warm up
     best_predict = best_e2e = float("inf")
     for _ in range(repeat):
         t0 = time.perf_counter()
         x = prepare(images)
         t1 = time.perf_counter()
-        probs = model.predict(x, batch_size=batch_size, verbose=0)
+        probs = predict_batches(model, x, batch_size)
         t2 = time.perf_counter()
         pred = np.asarray(probs).argmax(axis=1)
         pred = classes[pred] if classes is not None else pred

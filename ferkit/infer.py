@@ -94,12 +94,20 @@ def predict_proba(models, images, tta=False, batch_size=256):
     total = np.zeros((len(images), 7), np.float64)
     for model in models:
         for view in views:
-            if len(view) <= batch_size:  # one batch: predict_on_batch skips predict()'s per-call set-up
-                out = model.predict_on_batch(view)  # (about 15 ms against 140 ms for 3 faces, live use)
-            else:
-                out = model.predict(view, batch_size=batch_size, verbose=0)
-            total += np.asarray(out, np.float64)
+            total += predict_batches(model, view, batch_size).astype(np.float64)
     return (total / (len(models) * len(views))).astype(np.float32)
+
+
+def predict_batches(model, x, batch_size=256):
+    """model.predict(x) without its tf.data pipeline: predict_on_batch on each slice, concatenated.
+
+    Under TensorFlow, destroying predict()'s dataset iterator sometimes blocks for about 5 s
+    (a prefetch thread's shutdown; predict.py on test.csv.gz took 16 s instead of 11, one run in
+    three; docs/PERFORMANCE.md), and for a few faces its set-up costs 140 ms against 15 (live use)."""
+    if not len(x):
+        return np.asarray(model.predict_on_batch(x[:1]))[:0]
+    outs = [np.asarray(model.predict_on_batch(x[i:i + batch_size])) for i in range(0, len(x), batch_size)]
+    return outs[0] if len(outs) == 1 else np.concatenate(outs)
 
 
 def load_runs(weights_args):

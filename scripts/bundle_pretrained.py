@@ -120,9 +120,10 @@ def compare(float32_run, float16_run, ds):
     """Accuracy of both weight files on a labelled data set, and how often they agree."""
     import numpy as np
 
+    from ferkit.infer import predict_batches
     from ferkit.runs.load import load_run
 
-    p32, p16 = (load_run(run)[0].predict(ds.images, batch_size=256, verbose=0).argmax(1)
+    p32, p16 = (predict_batches(load_run(run)[0], ds.images).argmax(1)
                 for run in (float32_run, float16_run))
     return {"float32_accuracy": float(np.mean(p32 == ds.labels)), "float16_accuracy": float(np.mean(p16 == ds.labels)),
             "agreement": float(np.mean(p32 == p16))}

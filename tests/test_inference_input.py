@@ -7,7 +7,7 @@ import pytest
 import models
 from data import synthetic
 from ferkit.errors import FERError
-from ferkit.infer import as_model_input, predict_proba
+from ferkit.infer import as_model_input, predict_batches, predict_proba
 
 
 @pytest.fixture(scope="module")
@@ -83,3 +83,20 @@ def test_anything_else_is_one_line_saying_what_is_expected(model, bad, got):
 
 def test_an_empty_batch_gives_no_rows(model):
     assert predict_proba(model, np.zeros((0, 48, 48, 1), np.uint8)).shape == (0, 7)
+
+
+def test_batches_match_model_predict_without_its_dataset_pipeline(model, faces, monkeypatch):
+    """predict_batches slices the input for predict_on_batch (7 faces in batches of 3: the last
+    batch short) and gives model.predict's probabilities; predict_proba never goes through
+    model.predict, whose tf.data iterator can stall for seconds when destroyed."""
+    x = np.concatenate([faces, faces[:1]])
+    reference = np.asarray(model.predict(x, batch_size=4, verbose=0))
+    out = predict_batches(model, x, batch_size=3)
+    assert out.shape == (7, 7)
+    np.testing.assert_allclose(out, reference, atol=1e-5)
+    assert predict_batches(model, x[:0]).shape == (0, 7)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("model.predict called")
+    monkeypatch.setattr(model, "predict", refuse)
+    np.testing.assert_allclose(predict_proba(model, x, batch_size=3), reference, atol=1e-5)

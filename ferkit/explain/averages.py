@@ -8,6 +8,7 @@ import numpy as np
 from data import NUM_CLASSES
 from ferkit.errors import FERError
 from ferkit.explain.methods import explain
+from ferkit.infer import predict_batches
 
 
 @dataclasses.dataclass
@@ -50,7 +51,7 @@ def class_averages(model, images, labels, methods, per_class=40, seed=0, batch_s
     labels = np.asarray(labels)
     if labels.shape != (len(x),):
         raise FERError(f"class averages need one label per face; got {labels.shape} for {len(x)} faces")
-    pred = np.asarray(model.predict(x, batch_size=batch_size, verbose=0)).argmax(axis=1)
+    pred = predict_batches(model, x, batch_size).argmax(axis=1)
     picks = pick_correct(labels, pred, per_class, seed)
     rows = np.concatenate(picks).astype(int)
     classes = labels[rows]

@@ -18,6 +18,7 @@ from data import IMAGE_SIZE
 from ferkit.errors import FERError
 from ferkit.explain.core import _as_batch, _as_classes, keras
 from ferkit.explain.methods import explain
+from ferkit.infer import predict_batches
 
 CURVE_STEPS = 16  # points of each curve after the start: 1/16 of the pixels (144) per step
 PATCH = 4  # pixels are removed in 4x4 blocks, ranked by their mean saliency (docs/EXPLAIN.md)
@@ -101,7 +102,7 @@ def perturbation_curves(model, images, classes, maps, mode="deletion", steps=CUR
             batch = np.where(changed, ss[:, None], xs[:, None])
         else:
             batch = np.where(changed, xs[:, None], ss[:, None])
-        probs = model.predict(batch.reshape((-1,) + x.shape[1:]), batch_size=batch_size, verbose=0)
+        probs = predict_batches(model, batch.reshape((-1,) + x.shape[1:]), batch_size)
         probs = np.asarray(probs, np.float32).reshape(len(xs), steps + 1, -1)
         out[i:i + per_call] = probs[np.arange(len(xs)), :, c[i:i + per_call]]
     return out

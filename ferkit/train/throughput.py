@@ -12,6 +12,7 @@ import numpy as np
 
 from ferkit.backend import import_keras
 from ferkit.train.config import parse_options
+from ferkit.infer import predict_batches
 from ferkit.runs.folder import hardware
 
 keras = import_keras()  # TensorFlow's start-up notices stay off stderr
@@ -99,9 +100,9 @@ def measure_keras(name, batch_size=64, steps=30, warmup=3, infer_batch_size=256,
     train_ips, train_ipc = n / (time.perf_counter() - t), n / (time.process_time() - c)
 
     xi = np.resize(x, (max(1, min(16, n // infer_batch_size)) * infer_batch_size,) + x.shape[1:])  # whole batches
-    model.predict(xi[:infer_batch_size], batch_size=infer_batch_size, verbose=0)
+    predict_batches(model, xi[:infer_batch_size], infer_batch_size)
     t, c = time.perf_counter(), time.process_time()
-    model.predict(xi, batch_size=infer_batch_size, verbose=0)
+    predict_batches(model, xi, infer_batch_size)
     infer_ips, infer_ipc = len(xi) / (time.perf_counter() - t), len(xi) / (time.process_time() - c)
     return {"model": name, "params": int(model.count_params()), "forward_mflops": 2 * macs / 1e6,
             "train_images_per_s": train_ips, "infer_images_per_s": infer_ips,
