@@ -102,10 +102,10 @@ def predict_batches(model, x, batch_size=256):
     """model.predict(x) without its tf.data pipeline: predict_on_batch on each slice, concatenated.
 
     Under TensorFlow, destroying predict()'s dataset iterator sometimes blocks for about 5 s
-    (a prefetch thread's shutdown; predict.py on test.csv.gz took 16 s instead of 11, one run in
-    three; docs/PERFORMANCE.md), and for a few faces its set-up costs 140 ms against 15 (live use)."""
+    (a prefetch thread's shutdown; predict.py on test.csv.gz took 16 s instead of 11 in about one
+    run of four; docs/PERFORMANCE.md 4a), and for a few faces its set-up costs 140 ms against 15 (live use)."""
     if not len(x):
-        return np.asarray(model.predict_on_batch(x[:1]))[:0]
+        return np.zeros((0,) + tuple(model.output_shape[1:]), np.float32)
     outs = [np.asarray(model.predict_on_batch(x[i:i + batch_size])) for i in range(0, len(x), batch_size)]
     return outs[0] if len(outs) == 1 else np.concatenate(outs)
 
