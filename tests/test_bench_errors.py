@@ -210,3 +210,10 @@ def test_peer_fer_help_shows_each_default_once_and_the_real_one():
 def test_train_throughput_refuses_zero(option, capsys):
     assert train_throughput.main([option, "0"]) == 2
     assert option in one_error_line(capsys)
+
+
+def test_distill_cost_names_a_missing_teacher(tmp_path, capsys):
+    from benchmarks import distill_cost
+
+    assert distill_cost.main([str(tmp_path / "nope")]) == 2
+    assert capsys.readouterr().err == f"error: {tmp_path / 'nope'}: no such run folder or weights file\n"

@@ -124,3 +124,79 @@ def test_cached_probabilities_for_other_faces_are_refused_in_one_line(synthetic_
     assert rc == 2 and err.count("\n") == 1 and not out.exists()
     assert err.startswith(f"error: {npy}: teacher probabilities of shape (5, 7), expected (")
     assert "same training file and held-out split (--val-split, --split-seed or --seed)" in err
+
+
+def test_online_loss_softens_the_teachers_output_and_validation_stays_plain():
+    rng = np.random.default_rng(1)
+    p = rng.dirichlet(np.ones(7), size=5).astype(np.float32)
+    teacher = rng.dirichlet(np.ones(7), size=5).astype(np.float32)
+    labels = np.eye(7, dtype=np.float32)[[6, 5, 4, 3, 2]]
+    loss = distill.DistillationLoss(temperature=2.0, weight=0.25)
+    both = np.concatenate([p, teacher], axis=1)  # what online_model outputs
+    online = keras.ops.convert_to_numpy(loss.call(distill.online_targets(labels), both))
+    # The same value as the cached form, where the target carries the teachers' softened probabilities.
+    cached = keras.ops.convert_to_numpy(loss.call(np.concatenate([labels, distill.soften(teacher, 2.0)], 1), p))
+    np.testing.assert_allclose(online, cached, rtol=1e-4)
+    assert not np.allclose(online, _ce(labels, p), rtol=1e-3)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loss.call(labels, both)), _ce(labels, p), rtol=1e-5)
+    acc = keras.ops.convert_to_numpy(distill.accuracy(distill.online_targets(labels), both))
+    np.testing.assert_array_equal(acc, (p.argmax(1) == labels.argmax(1)).astype(np.float32))
+
+
+def test_online_model_trains_only_the_student_and_keeps_the_teachers_in_inference_mode(trained_run):
+    import models
+
+    teacher, _ = distill.load_teachers([str(trained_run)])[0]
+    student = models.build_model("fernet", width=8)
+    taught = distill.online_model(student, [teacher, teacher])
+    assert taught.output_shape == (None, 14)
+    assert {id(v) for v in taught.trainable_variables} == {id(v) for v in student.trainable_variables}
+    x = np.random.default_rng(0).integers(0, 256, (6, 48, 48, 1)).astype(np.float32)
+    # training=True reaches the student (dropout) but not the teachers: their half is their
+    # inference-mode answer, the mean of two identical teachers being one teacher's.
+    out = keras.ops.convert_to_numpy(taught(x, training=True))
+    np.testing.assert_allclose(out[:, 7:], keras.ops.convert_to_numpy(teacher(x, training=False)), atol=1e-5)
+    np.testing.assert_allclose(out.sum(axis=1), 2.0, rtol=1e-5)
+    # With augmentation, the teachers read the augmented faces (the student's "augment" block).
+    augmented = models.build_model("fernet", augment=True, width=8)
+    taught = distill.online_model(augmented, [teacher])
+    assert taught.get_layer("teachers").input is augmented.get_layer("augment").output
+
+
+@pytest.mark.slow
+def test_student_learns_from_online_teachers_and_keeps_only_its_own_weights(synthetic_csvs, trained_run, tmp_path):
+    from ferkit.runs.load import load_run
+
+    out = tmp_path / "online"
+    args = [str(synthetic_csvs["train"]), "--model", "fernet", "--option", "width=8", "--epochs", "4",
+            "--batch-size", "16", "--lr", "3e-3", "--erasing", "0.2", "--mixup", "0.2", "--teacher", str(trained_run),
+            "--teacher-mode", "online", "--distill-weight", "1", "--distill-temperature", "2",
+            "--out", str(out), "--quiet"]
+    assert train_cnn.main(args) == 0
+    info = json.load(open(out / "run.json"))
+    assert info["args"]["teacher_mode"] == "online" and not (out / distill.TEACHER_FILE).exists()
+    # Labels play no part (weight 1): the student learned the task from the teachers' answers on
+    # its augmented, mixed faces alone (chance is 1/7).
+    assert info["val_accuracy"] > 0.5
+    student, _ = load_run(str(out))  # the student alone: its own architecture, no teachers inside
+    assert student.output_shape == (None, 7) and info["params"] == student.count_params()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--teacher-mode", "online"], "error: --teacher-mode online: no --teacher given\n"),
+    (["--teacher-mode", "online", "--teacher", "{npy}"],
+     "error: --teacher {npy}: --teacher-mode online runs the teachers on every batch, so it needs their run "
+     "folders, not cached probabilities\n"),
+    (["--teacher-mode", "online", "--teacher", "{run}", "--teacher-tta"],
+     "error: --teacher-tta with --teacher-mode online: online teachers answer on the augmented faces themselves; "
+     "TTA applies to cached probabilities\n"),
+])
+def test_online_teachers_are_refused_in_one_line_when_unusable(synthetic_csvs, trained_run, tmp_path, capsys,
+                                                               extra, message):
+    npy = tmp_path / "probs.npy"
+    np.save(npy, np.full((5, 7), 1 / 7, np.float32))
+    fill = {"npy": str(npy), "run": str(trained_run)}
+    extra = [a.format(**fill) for a in extra]
+    rc = train_cnn.main([str(synthetic_csvs["train"]), *extra, "--out", str(tmp_path / "r")])
+    assert rc == 2 and capsys.readouterr().err == message.format(**fill)
+    assert not (tmp_path / "r").exists()

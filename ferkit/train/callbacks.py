@@ -28,9 +28,10 @@ class RunKeeper(keras.callbacks.Callback):
     Place `keeper.state_saver` before keras.callbacks.SwapEMAWeights (the state holds the raw
     weights) and the keeper after it (validation and best weights use the averaged ones)."""
 
-    def __init__(self, run, info, initial_epoch=0, resume_hint=""):
+    def __init__(self, run, info, initial_epoch=0, resume_hint="", weights_model=None):
         super().__init__()
         self.run, self.info, self.resume_hint = run, info, resume_hint
+        self.weights_model = weights_model  # what the run keeps when it is not the fitted model (online teachers)
         history = read_history(run.path)
         self.history = [row for row in history if int(row["epoch"]) <= initial_epoch]
         self.state_saver = _StateSaver(self)
@@ -49,7 +50,7 @@ class RunKeeper(keras.callbacks.Callback):
             write_history(os.path.join(self.run.path, runs.HISTORY_FILE), self.history)
             acc = logs.get("val_accuracy")
             if acc is not None and acc > self.info.get("val_accuracy", -1.0):
-                digest = runs.save_weights(self.model, os.path.join(self.run.path, runs.WEIGHTS_FILE))
+                digest = runs.save_weights(self.weights_model or self.model, os.path.join(self.run.path, runs.WEIGHTS_FILE))
                 self.info.update(val_accuracy=acc, val_loss=logs.get("val_loss"), best_epoch=epoch + 1,
                                  weights_sha256=digest)
             self.info.update(epochs_done=epoch + 1, train_seconds=round(self._elapsed(), 1))

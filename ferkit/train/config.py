@@ -94,8 +94,12 @@ def _regularization_group(g):
                         "computed once on the training faces and cached in the run folder as teacher_probs.npy, "
                         "which may itself be given as a teacher to a run on the same data and held-out split "
                         "(--val-split, and --split-seed or --seed)")
+    g.add_argument("--teacher-mode", choices=("cached", "online"), default="cached",
+                   help="cached: the teachers' probabilities on the unaugmented faces, computed once; online: the "
+                        "teachers run on every batch, on the augmented and mixed faces the student sees "
+                        "(a teacher forward pass per step; needs the teachers' run folders)")
     g.add_argument("--teacher-tta", action="store_true",
-                   help="the teacher's probabilities averaged over the 10 TTA views (10x the one-off cost)")
+                   help="the teacher's probabilities averaged over the 10 TTA views (10x the one-off cost; cached mode)")
     g.add_argument("--distill-temperature", type=float, default=4.0, metavar="T",
                    help="softmax temperature of the teacher term (with --teacher)")
     g.add_argument("--distill-weight", type=float, default=0.5, metavar="W",
@@ -169,9 +173,23 @@ def check_args(args):
     if args.weight_decay and args.optimizer == "adam":  # Keras' Adam would train without it, silently
         raise FERError(f"--weight-decay {args.weight_decay} with --optimizer adam: Adam has no weight decay here; "
                        "use --optimizer adamw (Adam with decoupled weight decay) or sgd")
+    if getattr(args, "teacher_mode", "cached") == "online":
+        _check_online_teachers(args)
     if args.val and getattr(args, "split_seed", None) is not None:  # no split is drawn: it would be ignored
         raise FERError(f"--split-seed {args.split_seed} with --val {args.val}: a validation file is given, "
                        "so no split is drawn from the training file")
+
+
+def _check_online_teachers(args):
+    if not args.teacher:
+        raise FERError("--teacher-mode online: no --teacher given")
+    if args.teacher_tta:
+        raise FERError("--teacher-tta with --teacher-mode online: online teachers answer on the augmented faces "
+                       "themselves; TTA applies to cached probabilities")
+    for path in args.teacher:
+        if str(path).endswith(".npy"):
+            raise FERError(f"--teacher {path}: --teacher-mode online runs the teachers on every batch, so it needs "
+                           "their run folders, not cached probabilities")
 
 
 def check_out(args):

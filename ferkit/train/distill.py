@@ -1,11 +1,13 @@
 """Knowledge distillation (Hinton et al. 2015): a student learns from a teacher's class
 probabilities alongside the labels (`train_cnn.py --teacher RUN_DIR`, repeatable: an ensemble).
 
-The teacher's probabilities are computed once, on the unaugmented training faces (optionally
-averaged over the 10 TTA views), and cached in the run folder; each training batch then carries
-[labels | teacher probabilities] as its target, so MixUp/CutMix mix both alike. Running the
-teacher on every augmented batch instead costs a teacher forward pass per step, several times a
-compact student's whole step on a CPU (docs/RESULTS.md has the measurement).
+Two ways (`--teacher-mode`). "cached" (the default): the teachers' probabilities are computed
+once, on the unaugmented training faces (optionally averaged over the 10 TTA views), and cached in
+the run folder; each batch then carries [labels | teacher probabilities] as its target, so
+MixUp/CutMix mix both alike. "online": the teachers run on every batch, on the very faces the
+student sees, augmented and mixed ("consistent teaching", Beyer et al. 2022), so a face the
+teachers had memorized still gets an informative answer once it is shifted, erased or blended;
+it costs a teacher forward pass per step (docs/RESULTS.md has both costs).
 """
 import os
 import time
@@ -99,6 +101,46 @@ def cached_probs(run_dir, n):
     return probs.astype(np.float32)
 
 
+class TeacherEnsemble(keras.layers.Layer):
+    """The teachers as one frozen layer: the mean of their probabilities on the faces it is
+    given. Its call takes no `training` argument, so the teachers stay in inference mode (no
+    augmentation, dropout or BatchNorm updates of theirs) while the student around them trains."""
+
+    def __init__(self, teachers, **kwargs):
+        super().__init__(trainable=False, **kwargs)
+        self.teachers = list(teachers)
+        for teacher in self.teachers:
+            teacher.trainable = False
+
+    def call(self, faces):
+        ops = keras.ops
+        probs = [ops.cast(teacher(faces, training=False), "float32") for teacher in self.teachers]
+        mean = probs[0] if len(probs) == 1 else ops.mean(ops.stack(probs, axis=0), axis=0)
+        return ops.stop_gradient(mean)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], NUM_CLASSES)
+
+
+def online_model(student, teachers):
+    """The model that --teacher-mode online fits: [student's probabilities | the teachers' mean
+    probabilities], 14 columns, the teachers reading the student's augmented faces (the output of
+    its "augment" block; the raw input without one). Only the student's weights train and are kept."""
+    try:
+        faces = student.get_layer("augment").output
+    except ValueError:  # built without augmentation
+        faces = student.inputs[0]
+    taught = TeacherEnsemble(teachers, name="teachers")(faces)
+    both = keras.layers.Concatenate(name="student_and_teachers", dtype="float32")([student.outputs[0], taught])
+    return keras.Model(student.inputs, both, name=f"{student.name}_taught")
+
+
+def online_targets(labels):
+    """Training targets of --teacher-mode online: [labels | 1]. The extra column tells the loss that
+    this is a training batch (validation targets have the 7 label columns alone); MixUp keeps it 1."""
+    return np.concatenate([labels, np.ones((len(labels), 1), labels.dtype)], axis=1)
+
+
 def soften(probs, temperature):
     """softmax(log(p) / T): the teacher's probabilities at temperature T (T=1 returns them)."""
     logp = np.log(np.clip(probs.astype(np.float64), 1e-12, 1.0)) / temperature
@@ -111,9 +153,10 @@ def soften(probs, temperature):
 class DistillationLoss(keras.losses.Loss):
     """(1 - weight) * CE(labels, p) + weight * T^2 * KL(teacher_T || softmax(log(p) / T)).
 
-    y_true is [labels | teacher probabilities at T] (14 columns) in training; a 7-column y_true
-    (validation) gets the plain cross-entropy, so val_loss stays comparable with other runs.
-    y_pred is the model's softmax: softmax(log p / T) equals softmax(logits / T)."""
+    Cached teachers: y_true is [labels | teacher probabilities at T] (14 columns) in training.
+    Online teachers: y_pred is [p | teacher probabilities] (online_model) and y_true [labels | 1]
+    in training. A 7-column y_true (validation) gets the plain cross-entropy of p, so val_loss
+    stays comparable with other runs. p is a softmax: softmax(log p / T) equals softmax(logits / T)."""
 
     def __init__(self, temperature=4.0, weight=0.5, label_smoothing=0.0, name="distillation", **kwargs):
         super().__init__(name=name, **kwargs)
@@ -121,14 +164,18 @@ class DistillationLoss(keras.losses.Loss):
 
     def call(self, y_true, y_pred):
         ops = keras.ops
-        log_p = ops.log(ops.clip(ops.cast(y_pred, "float32"), 1e-7, 1.0))
+        log_p = ops.log(ops.clip(ops.cast(y_pred[..., :NUM_CLASSES], "float32"), 1e-7, 1.0))
         labels = ops.cast(y_true[..., :NUM_CLASSES], "float32")
         if self.label_smoothing:
             labels = labels * (1.0 - self.label_smoothing) + self.label_smoothing / NUM_CLASSES
         ce = -ops.sum(labels * log_p, axis=-1)
         if y_true.shape[-1] == NUM_CLASSES:
             return ce
-        teacher = ops.cast(y_true[..., NUM_CLASSES:], "float32")
+        if y_pred.shape[-1] > NUM_CLASSES:  # online: the teachers' probabilities, softened here
+            log_t = ops.log(ops.clip(ops.cast(y_pred[..., NUM_CLASSES:], "float32"), 1e-7, 1.0))
+            teacher = ops.stop_gradient(ops.softmax(log_t / self.temperature, axis=-1))
+        else:
+            teacher = ops.cast(y_true[..., NUM_CLASSES:], "float32")
         student_t = ops.log_softmax(log_p / self.temperature, axis=-1)
         kl = ops.sum(teacher * (ops.log(ops.clip(teacher, 1e-7, 1.0)) - student_t), axis=-1)
         kd = kl * self.temperature ** 2
@@ -140,5 +187,6 @@ class DistillationLoss(keras.losses.Loss):
 
 
 def accuracy(y_true, y_pred):
-    """Accuracy against the labels, the first 7 columns of a distillation target."""
-    return keras.metrics.categorical_accuracy(y_true[..., :NUM_CLASSES], y_pred)
+    """The student's accuracy against the labels: the first 7 columns of a distillation target and
+    of an online model's output."""
+    return keras.metrics.categorical_accuracy(y_true[..., :NUM_CLASSES], y_pred[..., :NUM_CLASSES])

@@ -103,6 +103,8 @@ class Training(RunJob):
         self.resumed = resumed
         self.stop = threading.Event()
         self.run, self.keeper, self.info = None, None, {}
+        self.cached_teachers = bool(args.teacher) and getattr(args, "teacher_mode", "cached") == "cached"
+        self.student = None  # the network the run keeps; fit() trains it inside a larger model with online teachers
 
     def _steps(self):
         self.settings()
@@ -114,15 +116,17 @@ class Training(RunJob):
         self._check_stop()
         scope, batch_size = _distribution(args)
         targets = keras.utils.to_categorical(train_ds.labels, models.NUM_CLASSES)
-        if args.teacher:  # read from the run folder when resuming, else computed once by the teachers
+        if self.cached_teachers:  # read from the run folder when resuming, else computed once by the teachers
             self.teacher_cache = distill.training_probs(args, train_ds.images, self.run.path if self.resumed else None)
             targets = np.concatenate([targets, distill.soften(self.teacher_cache, args.distill_temperature)], axis=1)
+        elif args.teacher:  # online: the teachers answer inside the model, on each batch
+            targets = distill.online_targets(targets)
         batches = MixedBatches(train_ds.images, targets, batch_size, args.mixup, args.cutmix, args.seed)
         with scope:
             model = self.build(len(batches))
         self._check_stop()
         initial_epoch = self.open_run_folder(model, train_ds, val_ds)
-        if args.teacher:
+        if self.cached_teachers:
             distill.save_probs(self.run.path, self.teacher_cache)
         callbacks = self.callbacks(model, batches, initial_epoch)
         return self.fit(model, batches, val_ds, initial_epoch, callbacks)
@@ -160,7 +164,14 @@ class Training(RunJob):
         args = self.args
         self.augment = {"erasing": args.erasing, "seed": args.seed} if args.augment else None
         self.preprocess = {"standardize": args.standardize}
-        model = models.build_model(args.model, augment=self.augment, preprocess=self.preprocess, **self.options)
+        model = self.student = models.build_model(args.model, augment=self.augment, preprocess=self.preprocess,
+                                                  **self.options)
+        if args.teacher and not self.cached_teachers:
+            t0 = time.time()
+            teachers = [m for m, _ in distill.load_teachers(args.teacher)]
+            model = distill.online_model(model, teachers)
+            print(f"teacher: {plural(len(teachers), 'teacher')} online, on every batch (loaded in "
+                  f"{time.time() - t0:.1f} s)", flush=True)
         if args.teacher:
             loss = distill.DistillationLoss(args.distill_temperature, args.distill_weight, args.label_smoothing)
             metrics = [distill.accuracy]
@@ -180,14 +191,16 @@ class Training(RunJob):
             run_dir, stamp = new_run_dir(args)
             self.run, initial_epoch = RunFolder.new(run_dir), 0
             self.info = {"created": stamp, "command": self.command}
-        self.info.update(run_info(args, self.options, self.augment, self.preprocess, model, train_ds, val_ds))
+        student = self.student or model
+        self.info.update(run_info(args, self.options, self.augment, self.preprocess, student, train_ds, val_ds))
         legacy.drop_old_entries(self.info)
         self.run.commit(self.info)
-        print(f"model {args.model}: {model.count_params():,} parameters; run folder {self.run.path}", flush=True)
+        print(f"model {args.model}: {student.count_params():,} parameters; run folder {self.run.path}", flush=True)
         return initial_epoch
 
     def callbacks(self, model, batches, initial_epoch):
-        self.keeper = cb.RunKeeper(self.run, self.info, initial_epoch, self.resume_hint())
+        self.keeper = cb.RunKeeper(self.run, self.info, initial_epoch, self.resume_hint(),
+                                   weights_model=self.student if self.student is not model else None)
         return callback_list(self.args, self.keeper, self.stop, model, batches, initial_epoch,
                              self.info.get("train_seconds", 0.0))
 
