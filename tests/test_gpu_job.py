@@ -67,18 +67,26 @@ def test_the_gpu_job_trains_bundles_and_packs_its_members_on_a_cpu(tiny_csv, tmp
     out.mkdir()
     env = dict(os.environ, OUT=str(out), SKIP_PIP="1", KERAS_BACKEND="tensorflow", MIN="0.02",
                PACK="train.u8.xz", TRAIN=str(tmp_path / "unpacked.csv"), PYTHON=sys.executable)
-    proc = subprocess.run(["bash", "scripts/gpu_job.sh", "gpu-fervgg-mixcut"], cwd=repo, env=env,
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    parts = sorted(out.glob("part-*"))
-    assert parts and all(p.stat().st_size <= 15 * 2**20 for p in parts)
-    joined = tmp_path / "back.tar"
-    joined.write_bytes(b"".join(p.read_bytes() for p in parts))
-    with tarfile.open(joined) as tar:
-        names = set(tar.getnames())
-    assert {"runs/gpu/gpu-fervgg-mixcut.log", "runs/gpu/gpu-fervgg-mixcut/run.json",
-            "models/pretrained/gpu-fervgg-mixcut/best.weights.h5"} <= names, names
-    assert "total" in (out / "log.txt").read_text()
+    # The fourth round's two calls: its three teachers, then (the machine still warm, their run
+    # folders still there) the online student they teach.
+    teachers = ["gpu-fervgg-mixcut-s11", "gpu-fervgg-mixcut-s12", "gpu-fervgg-mixcut-s13"]
+    for members in (teachers, ["gpu-fernet-online"]):
+        for old in out.iterdir():
+            old.unlink()
+        proc = subprocess.run(["bash", "scripts/gpu_job.sh", *members], cwd=repo, env=env,
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        parts = sorted(out.glob("part-*"))
+        assert parts and all(p.stat().st_size <= 15 * 2**20 for p in parts)
+        joined = tmp_path / "back.tar"
+        joined.write_bytes(b"".join(p.read_bytes() for p in parts))
+        with tarfile.open(joined) as tar:
+            names = set(tar.getnames())
+        for m in members:
+            assert {f"runs/gpu/{m}.log", f"runs/gpu/{m}/run.json", f"models/pretrained/{m}/best.weights.h5"} <= names
+        assert "total" in (out / "log.txt").read_text()
+    log = (repo / "runs" / "gpu" / "gpu-fernet-online.log").read_text()
+    assert "teacher: 3 teachers online" in log
 
 
 def test_the_gpu_recipe_refuses_an_unknown_member_before_training(tmp_path):
