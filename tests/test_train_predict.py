@@ -217,3 +217,27 @@ def test_hardware_names_cpu_model_and_vector_width(tmp_path):
     info.write_text("model name\t: AMD EPYC\nflags\t\t: fpu sse2 avx2\n")
     assert _hardware(str(info)).startswith("AMD EPYC (AVX2), ")
     assert "CPU cores" in _hardware(str(tmp_path / "missing"))  # no /proc (macOS): still a line
+
+
+def test_train_limit_draws_fewer_training_faces_and_keeps_the_held_out_ones(synthetic_csvs, tmp_path, capsys):
+    from data import load_csv, stratified_split
+
+    out = tmp_path / "limited"
+    assert train_cnn.main([str(synthetic_csvs["train"]), "--model", "fernet", "--option", "width=4", "--epochs", "1",
+                           "--batch-size", "32", "--train-limit", "140", "--out", str(out), "--quiet"]) == 0
+    info = json.load(open(out / "run.json"))
+    full = load_csv(str(synthetic_csvs["train"]))
+    tr, va = stratified_split(full.labels, 0.1, seed=1337)
+    assert (info["train_rows"], info["val_rows"]) == (140, len(va))
+    # Stratified: each class keeps its share of the training part, to within a face.
+    from ferkit.train.loop import _limit
+
+    part = load_csv(str(synthetic_csvs["train"]))
+    limited = _limit(type(part)(part.images[tr], part.labels[tr], None, part.path), 140, 1337, "x.csv")
+    np.testing.assert_allclose(np.bincount(limited.labels, minlength=7),
+                               140 * np.bincount(full.labels[tr], minlength=7) / len(tr), atol=1)
+    capsys.readouterr()
+    rc = train_cnn.main([str(synthetic_csvs["train"]), "--train-limit", str(len(tr)), "--out", str(tmp_path / "r")])
+    assert rc == 2 and not (tmp_path / "r").exists()
+    assert capsys.readouterr().err == (f"error: --train-limit {len(tr)}: {synthetic_csvs['train']} leaves {len(tr)} "
+                                       "training faces; give a smaller number\n")

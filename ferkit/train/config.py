@@ -53,6 +53,9 @@ def _data_group(g):
     g.add_argument("--split-seed", type=int, metavar="N",
                    help="seed of the --val-split draw alone (default: --seed); runs with other --seed values "
                         "and one --split-seed hold out the same faces, so their ensemble can be chosen on them")
+    g.add_argument("--train-limit", type=int, metavar="N",
+                   help="train on a stratified N of the training faces, drawn after the validation faces are set "
+                        "apart (so they stay the same): quick experiments and learning curves")
     add_usage(g, help="Kaggle fer2013.csv: train on the rows of this Usage (e.g. Training)")
 
 
@@ -152,6 +155,7 @@ _RULES = [
     ("distill_temperature", lambda v: _finite(v) and v > 0, "must be a finite number above 0"),
     ("distill_weight", lambda v: 0 <= v <= 1, "must be between 0 and 1"),
     ("seed", lambda v: 0 <= v < 2**32, "must be a whole number from 0 to 4294967295 (NumPy's seed range)"),
+    ("train_limit", lambda v: v is None or v >= 2 * 7, "must be at least 14 (two faces of each class)"),
     ("split_seed", lambda v: v is None or 0 <= v < 2**32,
      "must be a whole number from 0 to 4294967295 (NumPy's seed range)"),
 ]

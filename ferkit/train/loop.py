@@ -156,6 +156,8 @@ class Training(RunJob):
             except ValueError as e:
                 raise FERError(f"{args.train_csv}: cannot split {len(train_ds)} rows for validation ({e})") from None
             train_ds, val_ds = data.subset(train_ds, tr), data.subset(train_ds, va)
+        if args.train_limit:
+            train_ds = _limit(train_ds, args.train_limit, split_seed(args), args.train_csv)
         print(f"data: {len(train_ds)} training and {len(val_ds)} validation images "
               f"(loaded in {time.time() - t0:.1f} s)", flush=True)
         return train_ds, val_ds
@@ -223,6 +225,17 @@ class Training(RunJob):
         self._check_stop()
         self.keeper.finish("done")
         return summary(self.args, self.info, self.run.path)
+
+def _limit(train_ds, n, seed, path):
+    """A stratified `n` of the training faces (--train-limit), drawn by the split's seed."""
+    if n >= len(train_ds):
+        raise FERError(f"--train-limit {n}: {path} leaves {len(train_ds)} training faces; give a smaller number")
+    try:
+        _, keep = data.stratified_split(train_ds.labels, n, seed=seed)
+    except ValueError as e:
+        raise FERError(f"--train-limit {n}: cannot draw it from {path}'s {len(train_ds)} training faces ({e})") from None
+    return data.subset(train_ds, np.sort(keep))
+
 
 def run_info(args, options, augment, preprocess, model, train_ds, val_ds):
     """What run.json records about a training, besides its progress."""
