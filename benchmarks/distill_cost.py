@@ -7,8 +7,9 @@ the teachers online (run on every augmented batch; `train_cnn.py --teacher-mode 
 
 Each way is one `model.fit` over --steps batches of 64 random faces after an untimed warm-up fit,
 compiled as ferkit/train/loop.py compiles it (AdamW, the augmentation layers inside the model).
-Prints milliseconds per step and images per CPU-second (process CPU time: a figure a busy
-machine distorts less than wall time); the cached way's one-off cost, the teachers' pass over the
+Prints milliseconds per step, its ratio to the student alone (wall time), and images per
+CPU-second (process CPU time: a figure a busy machine distorts less); the cached way's one-off
+cost, the teachers' pass over the
 training faces, is printed by train_cnn.py itself ("teacher: ... in N s").
 """
 import os
@@ -27,7 +28,7 @@ def build_parser():
     p.add_argument("teachers", nargs="+", metavar="TEACHER", help="teacher run folders (bundled members work)")
     p.add_argument("--model", default="fernet", help="the student network (default: %(default)s)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                   help="student model option (default: width=32, the bundled fernet)")
+                   help="student model option (default for fernet: width=32, the bundled one)")
     p.add_argument("--batch-size", type=positive_int, default=64, help="training batch (default: %(default)s)")
     p.add_argument("--steps", type=positive_int, default=30, help="timed steps per way (default: %(default)s)")
     p.add_argument("--warmup", type=non_negative_int, default=3, help="untimed steps first (default: %(default)s)")
@@ -58,7 +59,7 @@ def main(argv=None):
         from ferkit.train.config import parse_options
 
         keras = import_keras()
-        options = parse_options(args.option) or {"width": 32}
+        options = parse_options(args.option) or ({"width": 32} if args.model == "fernet" else {})
         teachers = [m for m, _ in distill.load_teachers(args.teachers)]
         rng = np.random.default_rng(0)
         n = (args.steps + args.warmup) * args.batch_size

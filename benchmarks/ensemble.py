@@ -61,12 +61,15 @@ def score(args):
     tag = os.path.basename(args.csv).split('.')[0]
     if split:
         fraction, seed = split
+        _, va = data.stratified_split(ds.labels, fraction, seed=seed)
         for run in args.runs:
             info = read_info(run)
-            if info.get("train_rows", 0) + info.get("val_rows", 0) != len(ds):
+            limited = (info.get("args") or {}).get("train_limit")  # trained on a part of the rest: rows <= the rest
+            rows_ok = (info.get("val_rows") == len(va) and info.get("train_rows", 0) <= len(ds) - len(va)) if limited \
+                else info.get("train_rows", 0) + info.get("val_rows", 0) == len(ds)
+            if not rows_ok:
                 raise FERError(f"{args.csv}: {len(ds)} rows, but {run} was trained and validated on "
                                f"{info.get('train_rows')} + {info.get('val_rows')}: not its training CSV")
-        _, va = data.stratified_split(ds.labels, fraction, seed=seed)
         ds, tag = data.subset(ds, va), f"{tag}-heldout-{fraction}-{seed}"
         print(f"scoring the {len(ds)} faces of {args.csv} held out by every run (--val-split {fraction}, "
               f"split seed {seed})")

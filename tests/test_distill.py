@@ -123,7 +123,7 @@ def test_cached_probabilities_for_other_faces_are_refused_in_one_line(synthetic_
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and not out.exists()
     assert err.startswith(f"error: {npy}: teacher probabilities of shape (5, 7), expected (")
-    assert "same training file and held-out split (--val-split, --split-seed or --seed)" in err
+    assert "same training file and held-out split (--val-split, --split-seed or --seed, --train-limit)" in err
 
 
 def test_online_loss_softens_the_teachers_output_and_validation_stays_plain():

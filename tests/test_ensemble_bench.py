@@ -12,13 +12,14 @@ from data import synthetic
 from ferkit.runs import load as runs
 
 
-def tiny_run(folder, rows, seed=7, val_split=0.2, val=None, split_seed=None):
+def tiny_run(folder, rows, seed=7, val_split=0.2, val=None, split_seed=None, train_limit=None):
     """A run folder of an untrained fernet of width 8 whose run.json says how it split `rows` faces."""
     folder.mkdir()
     runs.save_weights(models.build_model("fernet", width=8), str(folder / runs.WEIGHTS_FILE))
     n_val = int(round(rows * val_split))
-    info = {"model": "fernet", "options": {"width": 8}, "train_rows": rows - n_val, "val_rows": n_val,
-            "args": {"seed": seed, "val_split": val_split, "val": val, "split_seed": split_seed}}
+    info = {"model": "fernet", "options": {"width": 8}, "train_rows": train_limit or rows - n_val, "val_rows": n_val,
+            "args": {"seed": seed, "val_split": val_split, "val": val, "split_seed": split_seed,
+                     "train_limit": train_limit}}
     (folder / runs.RUN_FILE).write_text(json.dumps(info))
     return folder
 
@@ -76,6 +77,16 @@ def test_held_out_refuses_runs_that_saw_each_others_faces(tmp_path, faces, capsy
     assert ensemble.main([str(csv), str(a), str(b), "--held-out", "--cache", str(tmp_path / "c")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
+
+
+def test_a_run_trained_on_part_of_the_rest_is_scored_on_the_same_held_out_faces(tmp_path, faces, capsys):
+    csv, _ = faces
+    a, b = tiny_run(tmp_path / "a", 35), tiny_run(tmp_path / "b", 35, train_limit=14)  # --train-limit 14
+    assert ensemble.main([str(csv), str(a), str(b), "--held-out", "--cache", str(tmp_path / "c")]) == 0
+    assert capsys.readouterr().out.startswith(f"scoring the 7 faces of {csv} held out by every run")
+    c = tiny_run(tmp_path / "c2", 40, train_limit=14)  # 8 held out: another file's split
+    assert ensemble.main([str(csv), str(c), "--held-out", "--cache", str(tmp_path / "c")]) == 2
+    assert "not its training CSV" in capsys.readouterr().err
 
 
 def test_held_out_refuses_a_csv_the_runs_were_not_trained_on(tmp_path, faces, capsys):

@@ -260,17 +260,19 @@ def test_a_full_disk_is_one_line_and_the_run_resumes_afterwards(small_csvs, tmp_
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("teachers", ["none", "online"])
+@pytest.mark.parametrize("teachers", ["none", "cached", "online"])
 def test_a_resumed_run_matches_an_uninterrupted_one(small_csvs, tmp_path, capsys, monkeypatch, teachers, request):
     """Augmentation, dropout, MixUp, shuffling and the EMA all draw from (seed, epoch): stopped after
     two epochs and resumed, a run logs and ends as the uninterrupted run with the same seed; with
-    online teachers too, whose frozen weights ride along in the state a resume starts from."""
+    teachers too: cached (the resumed run reads their probabilities and builds none of them, so the
+    student's random streams must not depend on their building) and online (their frozen weights
+    ride along in the state a resume starts from)."""
     from ferkit.train import callbacks
     from ferkit.runs import load as runs
 
     settings = ("--epochs", "4", "--mixup", "0.2", "--ema", "0.5", "--lr", "3e-3")
-    if teachers == "online":
-        settings += ("--teacher", str(request.getfixturevalue("trained_run")), "--teacher-mode", "online")
+    if teachers != "none":  # a resumed cached run reads the probabilities and builds no teacher
+        settings += ("--teacher", str(request.getfixturevalue("trained_run")), "--teacher-mode", teachers)
     assert train_cnn.main(tiny(small_csvs, tmp_path / "whole", *settings)) == 0
 
     original = callbacks.RunKeeper.on_epoch_end

@@ -50,7 +50,8 @@ class RunKeeper(keras.callbacks.Callback):
             write_history(os.path.join(self.run.path, runs.HISTORY_FILE), self.history)
             acc = logs.get("val_accuracy")
             if acc is not None and acc > self.info.get("val_accuracy", -1.0):
-                digest = runs.save_weights(self.weights_model or self.model, os.path.join(self.run.path, runs.WEIGHTS_FILE))
+                kept = self.model if self.weights_model is None else self.weights_model
+                digest = runs.save_weights(kept, os.path.join(self.run.path, runs.WEIGHTS_FILE))
                 self.info.update(val_accuracy=acc, val_loss=logs.get("val_loss"), best_epoch=epoch + 1,
                                  weights_sha256=digest)
             self.info.update(epochs_done=epoch + 1, train_seconds=round(self._elapsed(), 1))

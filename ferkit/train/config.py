@@ -51,8 +51,9 @@ def _data_group(g):
     val.add_argument("--val-split", type=float, default=0.1, metavar="FRACTION",
                      help="stratified fraction of TRAIN_CSV held out for validation when --val is not given")
     g.add_argument("--split-seed", type=int, metavar="N",
-                   help="seed of the --val-split draw alone (default: --seed); runs with other --seed values "
-                        "and one --split-seed hold out the same faces, so their ensemble can be chosen on them")
+                   help="seed of the --val-split draw (and of --train-limit's) alone (default: --seed); runs with "
+                        "other --seed values and one --split-seed hold out the same faces, so their ensemble can be "
+                        "chosen on them")
     g.add_argument("--train-limit", type=int, metavar="N",
                    help="train on a stratified N of the training faces, drawn after the validation faces are set "
                         "apart (so they stay the same): quick experiments and learning curves")
@@ -179,7 +180,8 @@ def check_args(args):
                        "use --optimizer adamw (Adam with decoupled weight decay) or sgd")
     if getattr(args, "teacher_mode", "cached") == "online":
         _check_online_teachers(args)
-    if args.val and getattr(args, "split_seed", None) is not None:  # no split is drawn: it would be ignored
+    if args.val and getattr(args, "split_seed", None) is not None and not getattr(args, "train_limit", None):
+        # no split is drawn: it would be ignored (--train-limit draws with it)
         raise FERError(f"--split-seed {args.split_seed} with --val {args.val}: a validation file is given, "
                        "so no split is drawn from the training file")
 

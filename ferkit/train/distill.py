@@ -94,7 +94,8 @@ def cached_probs(run_dir, n):
         raise FERError(f"{path}: unreadable teacher probabilities ({str(e).splitlines()[0][:200]}); "
                        "delete it to recompute") from None
     if probs.shape != (n, NUM_CLASSES) or not np.isfinite(probs).all():
-        fix = ("it must come from a run on the same training file and held-out split (--val-split, --split-seed or --seed)"
+        fix = ("it must come from a run on the same training file and held-out split (--val-split, --split-seed or --seed, "
+               "--train-limit)"
                if is_probs_file(run_dir)
                else "delete it to recompute")
         raise FERError(f"{path}: teacher probabilities of shape {probs.shape}, expected ({n}, {NUM_CLASSES}); {fix}")
@@ -103,11 +104,12 @@ def cached_probs(run_dir, n):
 
 class TeacherEnsemble(keras.layers.Layer):
     """The teachers as one frozen layer: the mean of their probabilities on the faces it is
-    given. Its call takes no `training` argument, so the teachers stay in inference mode (no
-    augmentation, dropout or BatchNorm updates of theirs) while the student around them trains."""
+    given. Each teacher is called with training=False, which is what keeps them in inference mode
+    (no augmentation, dropout or BatchNorm updates) while the student around them trains: Keras
+    passes the training flag down to nested layers otherwise."""
 
     def __init__(self, teachers, **kwargs):
-        super().__init__(trainable=False, **kwargs)
+        super().__init__(trainable=False, dtype="float32", **kwargs)
         self.teachers = list(teachers)
         for teacher in self.teachers:
             teacher.trainable = False
@@ -125,7 +127,8 @@ class TeacherEnsemble(keras.layers.Layer):
 def online_model(student, teachers):
     """The model that --teacher-mode online fits: [student's probabilities | the teachers' mean
     probabilities], 14 columns, the teachers reading the student's augmented faces (the output of
-    its "augment" block; the raw input without one). Only the student's weights train and are kept."""
+    its "augment" block; the raw input without one). Only the student's weights train and are kept
+    as the run's weights; the resume state, the fitted model's, carries the frozen teachers too."""
     try:
         faces = student.get_layer("augment").output
     except ValueError:  # built without augmentation

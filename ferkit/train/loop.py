@@ -166,6 +166,10 @@ class Training(RunJob):
         args = self.args
         self.augment = {"erasing": args.erasing, "seed": args.seed} if args.augment else None
         self.preprocess = {"standardize": args.standardize}
+        # Seeded again here: cached teachers are built before this (a resumed run reads their
+        # probabilities instead), and each model built draws from the seed; the student's weights
+        # and random streams must not depend on that.
+        keras.utils.set_random_seed(args.seed)
         model = self.student = models.build_model(args.model, augment=self.augment, preprocess=self.preprocess,
                                                   **self.options)
         if args.teacher and not self.cached_teachers:
@@ -202,7 +206,7 @@ class Training(RunJob):
 
     def callbacks(self, model, batches, initial_epoch):
         self.keeper = cb.RunKeeper(self.run, self.info, initial_epoch, self.resume_hint(),
-                                   weights_model=self.student if self.student is not model else None)
+                                   weights_model=None if self.student is model else self.student)
         return callback_list(self.args, self.keeper, self.stop, model, batches, initial_epoch,
                              self.info.get("train_seconds", 0.0))
 
@@ -225,6 +229,7 @@ class Training(RunJob):
         self._check_stop()
         self.keeper.finish("done")
         return summary(self.args, self.info, self.run.path)
+
 
 def _limit(train_ds, n, seed, path):
     """A stratified `n` of the training faces (--train-limit), drawn by the split's seed."""
