@@ -15,7 +15,8 @@ cd "$(dirname "$0")/.."
 # The fourth round: three more seeds of the best recipe, at once for a whole call, holding out one
 # shared tenth (--split-seed 1337), so that an ensemble can be chosen on it (docs/GPU.md). The third
 # round was gpu-fervgg-mixcut-s7 -s8 -s9 (and -s10 alone, MIN=3.5). The fourth round's second call,
-# the machine still warm: MIN=3.5 ... gpu_job.sh gpu-fernet-online (a fernet the three teach online).
+# the machine still warm: MIN=3.5 ... gpu_job.sh gpu-fervgg-mixcut-s14 (gpu-fernet-online, a fernet
+# the three teach online, is prepared for a longer lease).
 # The second round was: gpu-fervgg-mixcut gpu-fervgg-mixcut-sgd gpu-fernet-w40-distill
 # gpu-fernet-w32-distill, four at once (the students' teacher: probabilities carried in .gpu/).
 members=("$@"); [ ${#members[@]} -gt 0 ] || members=(gpu-fervgg-mixcut-s11 gpu-fervgg-mixcut-s12 gpu-fervgg-mixcut-s13)
