@@ -56,12 +56,12 @@ def test_runs_of_other_seeds_and_one_split_seed_are_scored_together(tmp_path, fa
 def test_training_holds_out_the_faces_its_split_seed_draws(tmp_path, seed, split_seed, drawn_by):
     """--split-seed, not --seed, draws the held-out faces when given: members of other seeds share them."""
     from ferkit.train.config import build_parser
-    from ferkit.train.loop import Training
+    from ferkit.train.loop import load_data
 
     x, y = synthetic.make_faces(70, seed=1)
     csv = synthetic.write_csv(tmp_path / "train.csv", x, y)
     argv = [str(csv), "--val-split", "0.2", "--seed", str(seed)] + (["--split-seed", str(split_seed)] if split_seed else [])
-    _, val = Training(build_parser("train_cnn.py", "").parse_args(argv), {}, "train_cnn.py", "test").load_data()
+    _, val = load_data(build_parser("train_cnn.py", "").parse_args(argv))
     _, va = data.stratified_split(y, 0.2, seed=drawn_by)
     assert np.array_equal(val.images, x[va])
 

@@ -245,13 +245,13 @@ def test_train_limit_draws_fewer_training_faces_and_keeps_the_held_out_ones(synt
 
 def test_split_seed_draws_the_train_limit_when_a_validation_file_is_given(synthetic_csvs, tmp_path):
     from ferkit.train.config import build_parser, check_args
-    from ferkit.train.loop import Training
+    from ferkit.train.loop import load_data
 
     def drawn(*extra):
         argv = [str(synthetic_csvs["train"]), "--val", str(synthetic_csvs["val"]), "--train-limit", "70", *extra]
         args = build_parser("train_cnn.py", "").parse_args(argv)
         check_args(args)  # --split-seed with --val is refused unless --train-limit draws with it
-        return Training(args, {}, "train_cnn.py", "test").load_data()[0].images
+        return load_data(args)[0].images
 
     assert np.array_equal(drawn("--seed", "1", "--split-seed", "5"), drawn("--seed", "2", "--split-seed", "5"))
     assert not np.array_equal(drawn("--seed", "1"), drawn("--seed", "2"))

@@ -138,6 +138,20 @@ def online_model(student, teachers):
     return keras.Model(student.inputs, both, name=f"{student.name}_taught")
 
 
+def training_setup(args, student):
+    """(the model to fit, its loss, its metrics) for a student with --teacher: the student itself
+    with cached teachers, the student beside its loaded teachers with online ones."""
+    model = student
+    if args.teacher_mode == "online":
+        t0 = time.time()
+        teachers = [m for m, _ in load_teachers(args.teacher)]
+        model = online_model(student, teachers)
+        print(f"teacher: {plural(len(teachers), 'teacher')} online, on every batch (loaded in "
+              f"{time.time() - t0:.1f} s)", flush=True)
+    loss = DistillationLoss(args.distill_temperature, args.distill_weight, args.label_smoothing)
+    return model, loss, [accuracy]
+
+
 def online_targets(labels):
     """Training targets of --teacher-mode online: [labels | 1]. The extra column tells the loss that
     this is a training batch (validation targets have the 7 label columns alone); MixUp keeps it 1."""

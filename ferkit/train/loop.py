@@ -103,7 +103,7 @@ class Training(RunJob):
         self.resumed = resumed
         self.stop = threading.Event()
         self.run, self.keeper, self.info = None, None, {}
-        self.cached_teachers = bool(args.teacher) and getattr(args, "teacher_mode", "cached") == "cached"
+        self.cached_teachers = bool(args.teacher) and args.teacher_mode == "cached"
         self.student = None  # the network the run keeps; fit() trains it inside a larger model with online teachers
 
     def _steps(self):
@@ -112,7 +112,7 @@ class Training(RunJob):
         keras.utils.set_random_seed(args.seed)
         if args.mixed_precision:
             keras.mixed_precision.set_global_policy("mixed_bfloat16")
-        train_ds, val_ds = self.load_data()
+        train_ds, val_ds = load_data(args)
         self._check_stop()
         scope, batch_size = _distribution(args)
         targets = keras.utils.to_categorical(train_ds.labels, models.NUM_CLASSES)
@@ -140,28 +140,6 @@ class Training(RunJob):
             self.run = RunFolder.existing(run_dir)
             print(f"resuming {run_dir} after {plural(self.info.get('epochs_done', 0), 'epoch')}", flush=True)
 
-    def load_data(self):
-        args = self.args
-        t0 = time.time()
-        train_ds = data.load_csv(args.train_csv, usage=args.usage)
-        if train_ds.labels is None:
-            raise FERError(f"{args.train_csv}: no label column, cannot train on it")
-        if args.val:
-            val_ds = data.load_csv(args.val)
-            if val_ds.labels is None:
-                raise FERError(f"{args.val}: no label column, cannot validate on it")
-        else:
-            try:
-                tr, va = data.stratified_split(train_ds.labels, args.val_split, seed=split_seed(args))
-            except ValueError as e:
-                raise FERError(f"{args.train_csv}: cannot split {len(train_ds)} rows for validation ({e})") from None
-            train_ds, val_ds = data.subset(train_ds, tr), data.subset(train_ds, va)
-        if args.train_limit:
-            train_ds = _limit(train_ds, args.train_limit, split_seed(args), args.train_csv)
-        print(f"data: {len(train_ds)} training and {len(val_ds)} validation images "
-              f"(loaded in {time.time() - t0:.1f} s)", flush=True)
-        return train_ds, val_ds
-
     def build(self, steps):
         args = self.args
         self.augment = {"erasing": args.erasing, "seed": args.seed} if args.augment else None
@@ -172,15 +150,8 @@ class Training(RunJob):
         keras.utils.set_random_seed(args.seed)
         model = self.student = models.build_model(args.model, augment=self.augment, preprocess=self.preprocess,
                                                   **self.options)
-        if args.teacher and not self.cached_teachers:
-            t0 = time.time()
-            teachers = [m for m, _ in distill.load_teachers(args.teacher)]
-            model = distill.online_model(model, teachers)
-            print(f"teacher: {plural(len(teachers), 'teacher')} online, on every batch (loaded in "
-                  f"{time.time() - t0:.1f} s)", flush=True)
-        if args.teacher:
-            loss = distill.DistillationLoss(args.distill_temperature, args.distill_weight, args.label_smoothing)
-            metrics = [distill.accuracy]
+        if args.teacher:  # online teachers: the model to fit holds the student and them
+            model, loss, metrics = distill.training_setup(args, model)
         else:
             loss, metrics = keras.losses.CategoricalCrossentropy(label_smoothing=args.label_smoothing), ["accuracy"]
         model.compile(optimizer=_optimizer(args, _learning_rate(args, steps)), loss=loss, metrics=metrics)
@@ -229,6 +200,30 @@ class Training(RunJob):
         self._check_stop()
         self.keeper.finish("done")
         return summary(self.args, self.info, self.run.path)
+
+
+def load_data(args):
+    """(training, validation) Datasets as the options say: --val or a stratified --val-split, then
+    --train-limit; one line saying how many and how long it took."""
+    t0 = time.time()
+    train_ds = data.load_csv(args.train_csv, usage=args.usage)
+    if train_ds.labels is None:
+        raise FERError(f"{args.train_csv}: no label column, cannot train on it")
+    if args.val:
+        val_ds = data.load_csv(args.val)
+        if val_ds.labels is None:
+            raise FERError(f"{args.val}: no label column, cannot validate on it")
+    else:
+        try:
+            tr, va = data.stratified_split(train_ds.labels, args.val_split, seed=split_seed(args))
+        except ValueError as e:
+            raise FERError(f"{args.train_csv}: cannot split {len(train_ds)} rows for validation ({e})") from None
+        train_ds, val_ds = data.subset(train_ds, tr), data.subset(train_ds, va)
+    if args.train_limit:
+        train_ds = _limit(train_ds, args.train_limit, split_seed(args), args.train_csv)
+    print(f"data: {len(train_ds)} training and {len(val_ds)} validation images "
+          f"(loaded in {time.time() - t0:.1f} s)", flush=True)
+    return train_ds, val_ds
 
 
 def _limit(train_ds, n, seed, path):
