@@ -135,7 +135,7 @@ def online_model(student, teachers):
         faces = student.inputs[0]
     taught = TeacherEnsemble(teachers, name="teachers")(faces)
     both = keras.layers.Concatenate(name="student_and_teachers", dtype="float32")([student.outputs[0], taught])
-    return keras.Model(student.inputs, both, name=f"{student.name}_taught")
+    return keras.Model(student.inputs[0], both, name=f"{student.name}_taught")
 
 
 def training_setup(args, student):
