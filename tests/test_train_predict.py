@@ -255,3 +255,26 @@ def test_split_seed_draws_the_train_limit_when_a_validation_file_is_given(synthe
 
     assert np.array_equal(drawn("--seed", "1", "--split-seed", "5"), drawn("--seed", "2", "--split-seed", "5"))
     assert not np.array_equal(drawn("--seed", "1"), drawn("--seed", "2"))
+
+
+def test_val_split_0_trains_on_every_face_and_keeps_the_last_epoch(synthetic_csvs, tmp_path, capsys):
+    """The final fit of a chosen recipe: no face held out, the last epoch's (EMA) weights kept and
+    recorded as such, and the run usable by predict.py like any other."""
+    from ferkit.runs.load import file_sha256
+
+    out = tmp_path / "full"
+    argv = [str(synthetic_csvs["train"]), "--model", "fernet", "--option", "width=4", "--epochs", "2",
+            "--batch-size", "64", "--val-split", "0", "--ema", "0.9", "--out", str(out), "--quiet"]
+    assert train_cnn.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "700 training images, none held out (--val-split 0" in printed
+    assert "no validation; kept the last epoch, 2" in printed
+    info = json.load(open(out / "run.json"))
+    assert (info["train_rows"], info["val_rows"], info["best_epoch"], info["epochs_done"]) == (700, 0, 2, 2)
+    assert info["val_accuracy"] is None and info["status"] == "done"
+    history = (out / "history.csv").read_text().splitlines()
+    assert len(history) == 3 and "val_accuracy" not in history[0]
+    assert file_sha256(str(out / info["weights"])) == info["weights_sha256"]  # written at epoch 2, the last
+    sub = tmp_path / "out.csv"
+    assert predict.main([str(synthetic_csvs["test"]), str(sub), "--weights", str(out)]) == 0
+    assert len(read_submission(sub)) == len(synthetic_csvs["test_labels"])

@@ -49,7 +49,8 @@ class RunKeeper(keras.callbacks.Callback):
         with self.writing():
             write_history(os.path.join(self.run.path, runs.HISTORY_FILE), self.history)
             acc = logs.get("val_accuracy")
-            if acc is not None and acc > self.info.get("val_accuracy", -1.0):
+            no_validation = self.info.get("val_rows") == 0  # --val-split 0: every epoch's weights replace the last
+            if no_validation or (acc is not None and acc > (self.info.get("val_accuracy") or -1.0)):
                 kept = self.model if self.weights_model is None else self.weights_model
                 digest = runs.save_weights(kept, os.path.join(self.run.path, runs.WEIGHTS_FILE))
                 self.info.update(val_accuracy=acc, val_loss=logs.get("val_loss"), best_epoch=epoch + 1,
@@ -106,7 +107,9 @@ def _refuse_non_finite(logs, epoch, info, run_dir):
     if not bad:
         return
     name = "loss" if "loss" in bad else sorted(bad)[0]
-    if info.get("best_epoch"):
+    if info.get("best_epoch") and info.get("val_accuracy") is None:  # --val-split 0
+        kept = f"the weights of epoch {info['best_epoch']}, the last finite one, are kept in {run_dir}"
+    elif info.get("best_epoch"):
         kept = (f"the best weights (epoch {info['best_epoch']}, val_accuracy {info['val_accuracy']:.4f}) "
                 f"are kept in {run_dir}")
     else:

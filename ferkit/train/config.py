@@ -49,7 +49,8 @@ def _data_group(g):
     val = g.add_mutually_exclusive_group()
     val.add_argument("--val", metavar="CSV", help="labelled validation CSV (e.g. public_test.csv.gz)")
     val.add_argument("--val-split", type=float, default=0.1, metavar="FRACTION",
-                     help="stratified fraction of TRAIN_CSV held out for validation when --val is not given")
+                     help="stratified fraction of TRAIN_CSV held out for validation when --val is not given; 0 holds "
+                          "none out and keeps the last epoch's weights (the final fit of a recipe chosen on a split)")
     g.add_argument("--split-seed", type=int, metavar="N",
                    help="seed of the --val-split draw (and of --train-limit's) alone (default: --seed); runs with "
                         "other --seed values and one --split-seed hold out the same faces, so their ensemble can be "
@@ -166,7 +167,7 @@ def check_args(args):
     """Raise FERError for the first option out of its range (NaN and infinity included)."""
     rules = list(_RULES)
     if not args.val:
-        rules.append(("val_split", lambda v: 0 < v < 1, "must be between 0 and 1 (exclusive)"))
+        rules.append(("val_split", lambda v: 0 <= v < 1, "must be at least 0 (none held out) and below 1"))
     for name, valid, wording in rules:
         value = getattr(args, name)
         try:
@@ -180,6 +181,12 @@ def check_args(args):
                        "use --optimizer adamw (Adam with decoupled weight decay) or sgd")
     if getattr(args, "teacher_mode", "cached") == "online":
         _check_online_teachers(args)
+    if not args.val and args.val_split == 0 and args.schedule == "plateau":
+        raise FERError("--schedule plateau with --val-split 0: the plateau schedule follows the validation loss, "
+                       "and no faces are held out; use --schedule cosine or a --val-split above 0")
+    if (not args.val and args.val_split == 0 and getattr(args, "split_seed", None) is not None
+            and not getattr(args, "train_limit", None)):
+        raise FERError(f"--split-seed {args.split_seed} with --val-split 0: no faces are held out, so no split is drawn")
     if args.val and getattr(args, "split_seed", None) is not None and not getattr(args, "train_limit", None):
         # no split is drawn: it would be ignored (--train-limit draws with it)
         raise FERError(f"--split-seed {args.split_seed} with --val {args.val}: a validation file is given, "

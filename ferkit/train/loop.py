@@ -184,11 +184,12 @@ class Training(RunJob):
     def fit(self, model, batches, val_ds, initial_epoch, callbacks):
         args = self.args
         verbose = 2 if (args.quiet or not sys.stdout.isatty()) else 1
-        y_val = keras.utils.to_categorical(val_ds.labels, models.NUM_CLASSES)
+        validation = None if val_ds is None else (val_ds.images, keras.utils.to_categorical(val_ds.labels,
+                                                                                          models.NUM_CLASSES))
         try:
             # shuffle=False: the batches come shuffled by (seed, epoch) from MixedBatches (EpochRandomness).
             model.fit(batches, epochs=args.epochs, initial_epoch=initial_epoch, shuffle=False,
-                      validation_data=(val_ds.images, y_val), callbacks=callbacks, verbose=verbose)
+                      validation_data=validation, callbacks=callbacks, verbose=verbose)
         except cb.NonFiniteLoss:
             if self.info.get("epochs_done"):
                 with contextlib.suppress(FERError):
@@ -213,6 +214,8 @@ def load_data(args):
         val_ds = data.load_csv(args.val)
         if val_ds.labels is None:
             raise FERError(f"{args.val}: no label column, cannot validate on it")
+    elif not args.val_split:  # the final fit: every face trains, and the last epoch's weights are kept
+        val_ds = None
     else:
         try:
             tr, va = data.stratified_split(train_ds.labels, args.val_split, seed=split_seed(args))
@@ -221,8 +224,9 @@ def load_data(args):
         train_ds, val_ds = data.subset(train_ds, tr), data.subset(train_ds, va)
     if args.train_limit:
         train_ds = _limit(train_ds, args.train_limit, split_seed(args), args.train_csv)
-    print(f"data: {len(train_ds)} training and {len(val_ds)} validation images "
-          f"(loaded in {time.time() - t0:.1f} s)", flush=True)
+    held = (f"{len(val_ds)} validation images" if val_ds is not None
+            else "none held out (--val-split 0: the last epoch's weights are kept)")
+    print(f"data: {len(train_ds)} training images, {held} (loaded in {time.time() - t0:.1f} s)", flush=True)
     return train_ds, val_ds
 
 
@@ -244,7 +248,7 @@ def run_info(args, options, augment, preprocess, model, train_ds, val_ds):
         "class_names": list(data.CLASS_NAMES),
         "input": {"shape": list(models.INPUT_SHAPE), "values": "uint8 pixels 0..255, scaled inside the model"},
         "weights": runs.WEIGHTS_FILE, "params": int(model.count_params()),
-        "args": dict(vars(args)), "train_rows": len(train_ds), "val_rows": len(val_ds),
+        "args": dict(vars(args)), "train_rows": len(train_ds), "val_rows": 0 if val_ds is None else len(val_ds),
         "keras": keras.__version__, "backend": keras.backend.backend(), "host": hardware(),
         "status": "training",
     }
@@ -268,10 +272,12 @@ def callback_list(args, keeper, stop, model, batches, initial_epoch, elapsed):
 
 def summary(args, info, run_path):
     """The last line of a training; 0, its exit status."""
-    if info.get("val_accuracy") is None:
+    if not info.get("best_epoch"):
         raise FERError(f"{run_path}: no epoch finished")
     budget = " (the time budget was spent)" if args.time_budget and info["epochs_done"] < args.epochs else ""
-    print(f"best val_accuracy {info['val_accuracy']:.4f} at epoch {info['best_epoch']}; "
+    kept = (f"best val_accuracy {info['val_accuracy']:.4f} at epoch {info['best_epoch']}"
+            if info.get("val_accuracy") is not None else f"no validation; kept the last epoch, {info['best_epoch']}")
+    print(f"{kept}; "
           f"{plural(info['epochs_done'], 'epoch')}{budget} in {info['train_seconds'] / 60:.1f} min; "
           f"saved {run_path}", flush=True)
     return 0
