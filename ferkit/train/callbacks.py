@@ -50,7 +50,8 @@ class RunKeeper(keras.callbacks.Callback):
             write_history(os.path.join(self.run.path, runs.HISTORY_FILE), self.history)
             acc = logs.get("val_accuracy")
             no_validation = self.info.get("val_rows") == 0  # --val-split 0: every epoch's weights replace the last
-            if no_validation or (acc is not None and acc > (self.info.get("val_accuracy") or -1.0)):
+            best = self.info.get("val_accuracy")
+            if no_validation or (acc is not None and (best is None or acc > best)):
                 kept = self.model if self.weights_model is None else self.weights_model
                 digest = runs.save_weights(kept, os.path.join(self.run.path, runs.WEIGHTS_FILE))
                 self.info.update(val_accuracy=acc, val_loss=logs.get("val_loss"), best_epoch=epoch + 1,
