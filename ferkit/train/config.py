@@ -181,16 +181,15 @@ def check_args(args):
                        "use --optimizer adamw (Adam with decoupled weight decay) or sgd")
     if getattr(args, "teacher_mode", "cached") == "online":
         _check_online_teachers(args)
-    if not args.val and args.val_split == 0 and args.schedule == "plateau":
+    full_fit = not args.val and args.val_split == 0  # every face trains; none is held out
+    if full_fit and args.schedule == "plateau":
         raise FERError("--schedule plateau with --val-split 0: the plateau schedule follows the validation loss, "
                        "and no faces are held out; use --schedule cosine or a --val-split above 0")
-    if (not args.val and args.val_split == 0 and getattr(args, "split_seed", None) is not None
-            and not getattr(args, "train_limit", None)):
-        raise FERError(f"--split-seed {args.split_seed} with --val-split 0: no faces are held out, so no split is drawn")
-    if args.val and getattr(args, "split_seed", None) is not None and not getattr(args, "train_limit", None):
+    if getattr(args, "split_seed", None) is not None and not getattr(args, "train_limit", None) and (full_fit or args.val):
         # no split is drawn: it would be ignored (--train-limit draws with it)
-        raise FERError(f"--split-seed {args.split_seed} with --val {args.val}: a validation file is given, "
-                       "so no split is drawn from the training file")
+        why = ("a validation file is given, so no split is drawn from the training file" if args.val
+               else "no faces are held out, so no split is drawn")
+        raise FERError(f"--split-seed {args.split_seed} with {f'--val {args.val}' if args.val else '--val-split 0'}: {why}")
 
 
 def _check_online_teachers(args):
